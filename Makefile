@@ -1,0 +1,49 @@
+# labelzoo: `make run BACKEND=template` serves a backend on :9090, `make test` runs the tests.
+# Both install what they need first (a .venv pinned by constraints.txt, and redis-server for the tests).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BACKEND ?= template
+PIP := $(BIN)/python -m pip
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps test run lint bench up-yolo up-spacy up-whisper up-sam clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt --no-deps ultralytics
+	touch $@
+
+# Programs the tests use: redis-server (RQ queue tests), docker-compose (validates compose files; no
+# engine needed), ffmpeg (audio decoding), espeak-ng (synthesised speech for the Whisper tests).
+# Each Debian package installs a program of the same name.
+SYSTEM_PACKAGES := redis-server docker-compose ffmpeg espeak-ng
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing:$$missing"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
+
+test: install system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+run: install
+	$(BIN)/labelzoo serve $(BACKEND) --host 0.0.0.0 --port 9090
+
+lint: install
+	$(BIN)/ruff check shared backends tests
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+up-yolo up-spacy up-whisper up-sam:
+	docker compose -f compose/$(@:up-%=%).yml up --build
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

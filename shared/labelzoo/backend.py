@@ -1,0 +1,183 @@
+"""The contract a backend implements: load a model once, predict a batch, optionally learn.
+
+A backend is a subclass of :class:`Backend` in ``backends/<name>/model.py`` (or any folder given to
+``labelzoo serve``). It never sees HTTP, webhook payloads or download code: the server hands it parsed
+tasks, a :class:`PredictContext` (label config, media resolver, parameters) and, for training, a
+:class:`TrainingData` built from the annotations the store collected.
+
+One instance holds one model version. The runtime creates an instance per version it serves (the base
+model, and each project's fine-tuned version), calls :meth:`Backend.load` once in a background thread,
+and keeps a few loaded instances in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from labelzoo.errors import BadRequest
+
+if TYPE_CHECKING:
+    from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
+    from labelzoo.media import MediaResolver
+    from labelzoo.settings import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """A (control tag, object tag) pair the backend can fill, e.g. ``Target("RectangleLabels", "Image")``."""
+
+    control: str
+    object: str
+
+    def __str__(self) -> str:
+        return f"<{self.control}> on <{self.object}>"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One Label Studio task: its id, its data (raw, URLs unresolved) and the whole payload."""
+
+    id: int | None
+    data: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, obj: Any, *, where: str = "task") -> Task:
+        if not isinstance(obj, dict):
+            raise BadRequest(f"{where} must be a JSON object, got {type(obj).__name__}")
+        data = obj.get("data")
+        if not isinstance(data, dict):
+            raise BadRequest(f"{where} has no 'data' object (got {type(data).__name__})")
+        task_id = obj.get("id")
+        if task_id is not None and (isinstance(task_id, bool) or not isinstance(task_id, int)):
+            raise BadRequest(f"{where}.id must be an integer, got {task_id!r}")
+        return cls(id=task_id, data=data, raw=obj)
+
+
+@dataclass
+class Prediction:
+    """The prediction for one task: Label Studio result items and a task-level score.
+
+    ``score`` drives Label Studio's uncertainty sampling and "Prediction score" column (lower = less
+    sure): make it a real confidence. A failed task carries ``error`` instead of a result; the server
+    leaves it out of what Label Studio stores, so the task is predicted again next time.
+    """
+
+    result: list[dict[str, Any]] = field(default_factory=list)
+    score: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, message: str) -> Prediction:
+        return cls(result=[], score=None, error=message)
+
+
+@dataclass(frozen=True)
+class PredictContext:
+    """What a backend needs besides the tasks: the parsed label config, media access, parameters."""
+
+    project: str
+    config: LabelConfig
+    media: MediaResolver
+    settings: Settings
+    model_version: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # the project's extra_params
+    prompt: Mapping[str, Any] | None = None  # params.context of an interactive request
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("labelzoo.backend"))
+
+    @property
+    def interactive(self) -> bool:
+        return self.prompt is not None
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One annotated task: the task and the result of its latest submitted annotation."""
+
+    task: Task
+    result: Sequence[Mapping[str, Any]]
+    annotation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    project: str
+    config: LabelConfig
+    examples: Sequence[TrainingExample]
+    reason: str = "annotations"  # "annotations" (N new ones arrived) or "start_training"
+
+
+@dataclass
+class FitContext:
+    """Where and how to train: write new weights to ``output_dir``; report progress; honour cancel."""
+
+    output_dir: Path
+    media: MediaResolver
+    settings: Settings
+    report: Callable[..., None] = lambda *args, **kwargs: None  # report(progress 0..1, message, **metrics)
+    cancelled: Callable[[], bool] = lambda: False
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("labelzoo.training"))
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """``promote`` says whether the new weights in ``output_dir`` should replace the current version."""
+
+    promote: bool
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    summary: str = ""
+
+
+class Backend(ABC):
+    """Subclass this: set ``targets``, implement :meth:`load` and :meth:`predict`, optionally :meth:`fit`."""
+
+    #: what the backend labels; the server predicts every control of the config that matches one
+    targets: ClassVar[tuple[Target, ...]] = ()
+    #: answers interactive prompts (``params.context``): SAM-style clicks and boxes
+    interactive: ClassVar[bool] = False
+    #: tasks per :meth:`predict` call; the server splits larger /predict requests into chunks
+    batch_size: ClassVar[int] = 32
+    #: one line for ``labelzoo backends``
+    description: ClassVar[str] = ""
+
+    def __init__(self, settings: Settings, weights: Path | None = None) -> None:
+        self.settings = settings
+        self.weights = weights  # a trained version's folder, or None for the base model
+
+    def load(self) -> None:  # noqa: B027 - optional hook: a backend without weights has nothing to load
+        """Load the model (heavy work goes here, never in ``__init__``). Runs once, off the request path."""
+
+    @abstractmethod
+    def base_version(self) -> str:
+        """A short, stable name for the base model, e.g. ``"yolo11n"``: the version of untrained projects."""
+
+    def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
+        """The class names the model can emit for this control, for the label mismatch report.
+
+        ``None`` means labels do not apply (a TextArea) or come from training (a blank model).
+        """
+        return None
+
+    @abstractmethod
+    def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> Sequence[Prediction]:
+        """Predict every task, in order: exactly one :class:`Prediction` per task."""
+
+    def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
+        """Train from ``data`` starting from this instance's model; save to ``ctx.output_dir``."""
+        raise NotImplementedError(f"{type(self).__name__} does not learn from annotations")
+
+    @classmethod
+    def can_fit(cls) -> bool:
+        return cls.fit is not Backend.fit
+
+    @classmethod
+    def serves(cls, control_tag: str, object_tag: str) -> bool:
+        return any(
+            t.control.lower() == control_tag.lower() and t.object.lower() == object_tag.lower()
+            for t in cls.targets
+        )

@@ -1,0 +1,75 @@
+"""Errors that carry an HTTP status and a message a user can act on.
+
+Every error raised on purpose inside labelzoo derives from :class:`LabelzooError`. The server turns
+them into a JSON body ``{"error": <code>, "message": <text>}`` with the error's status, so a bad
+request never becomes a 500 with a traceback. Messages name the offending value and the fix.
+"""
+
+from __future__ import annotations
+
+
+class LabelzooError(Exception):
+    """Base class: ``status`` is the HTTP status the server answers with, ``code`` a short slug."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+
+    def to_json(self) -> dict[str, object]:
+        return {"error": self.code, "message": self.message}
+
+
+class BadRequest(LabelzooError):
+    """The request itself is wrong (malformed JSON, wrong types, missing fields)."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(LabelzooError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(LabelzooError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(LabelzooError):
+    status = 409
+    code = "conflict"
+
+
+class NotReady(LabelzooError):
+    """The model is still loading or failed to load; retry later."""
+
+    status = 503
+    code = "not_ready"
+
+
+class LabelConfigError(BadRequest):
+    """The label config XML is malformed, hostile, or does not fit the backend."""
+
+    code = "invalid_label_config"
+
+
+class MediaError(LabelzooError):
+    """A task's media could not be fetched or read. Raised per task: the rest of a batch goes on."""
+
+    status = 422
+    code = "media_error"
+
+
+class TaskError(LabelzooError):
+    """One task could not be predicted (bad data, undecodable media). The batch goes on."""
+
+    status = 422
+    code = "task_error"

@@ -1,0 +1,58 @@
+"""Decode task images the way Label Studio shows them: EXIF-transposed, RGB, with a pixel-count guard.
+
+Label Studio's editor draws images as the browser decodes them, with EXIF orientation applied, and
+all image geometry is in percent of that *natural* size (protocol §5.2, P13). A model must therefore
+see the transposed pixels, and results must be converted with the transposed size.
+
+Every failure is a :class:`~labelzoo.errors.MediaError` naming the file and the problem, so one bad
+image costs only its task: not an image, a truncated file, or more pixels than ``max_pixels`` (a
+decompression bomb: a few kilobytes of PNG can claim 50 000 × 50 000 pixels).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from labelzoo.errors import MediaError
+
+#: the default limit: 100 megapixels (a 12 000 × 8 000 photo is 96 MP)
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, shown: str | None = None) -> Image.Image:
+    """The image at ``path`` decoded to RGB at its natural (EXIF-transposed) size.
+
+    ``shown`` is how the image is named in error messages (e.g. the task's URL), defaulting to the path.
+    The size is checked from the header before any pixel is decoded.
+    """
+    what = shown or str(path)
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit and refuses at twice it; ``max_pixels`` decides here instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:  # above twice Pillow's MAX_IMAGE_PIXELS: never decoded
+        raise MediaError(f"{what}: image is too large to decode safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise MediaError(f"{what} is not an image Pillow can read (unknown or corrupt format)") from exc
+    except OSError as exc:
+        raise MediaError(f"cannot read image {what} (truncated or corrupt file?): {exc.strerror or exc}") from exc
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise MediaError(
+                f"{what}: image is too large ({width}x{height} pixels; the limit is {max_pixels / 1e6:g} "
+                "megapixels): raise IMAGE_MAX_MEGAPIXELS if such images are expected"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image.load()
+                transposed = ImageOps.exif_transpose(image)
+                return transposed.convert("RGB")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            # Truncated and corrupt files fail here: Pillow reads only the header in open().
+            raise MediaError(f"cannot decode image {what} ({width}x{height}; truncated or corrupt?): {exc}") from exc

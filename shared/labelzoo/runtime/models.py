@@ -1,0 +1,107 @@
+"""Loaded backend instances, one per model version, kept in a small LRU pool.
+
+The base model is loaded in a background thread at start-up, so ``/health`` answers at once while the
+weights load. A project's trained version is loaded on first use; concurrent requests for the same
+version wait for one load instead of starting several.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labelzoo.backend import Backend
+from labelzoo.errors import NotReady
+from labelzoo.settings import Settings
+
+log = logging.getLogger("labelzoo.models")
+
+
+@dataclass
+class LoadState:
+    state: str = "loading"  # loading | ready | failed
+    error: str | None = None
+    seconds: float | None = None
+
+
+class _Slot:
+    def __init__(self, instance: Backend) -> None:
+        self.instance = instance
+        self.done = threading.Event()
+        self.status = LoadState()
+
+    def load(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.instance.load()
+        except Exception as exc:  # the error is reported by /health and by every predict
+            log.exception("loading %s failed", type(self.instance).__name__)
+            self.status = LoadState("failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+        else:
+            self.status = LoadState("ready", None, time.perf_counter() - started)
+        finally:
+            self.done.set()
+
+
+class ModelPool:
+    """Hands out loaded :class:`Backend` instances by version; the base instance is pinned."""
+
+    def __init__(self, backend_cls: type[Backend], settings: Settings, *, capacity: int | None = None) -> None:
+        self._cls = backend_cls
+        self._settings = settings
+        self._capacity = capacity or settings.loaded_models
+        self._lock = threading.Lock()
+        self._base = _Slot(backend_cls(settings, weights=None))
+        self._trained: OrderedDict[str, _Slot] = OrderedDict()
+
+    @property
+    def base(self) -> Backend:
+        return self._base.instance
+
+    @property
+    def base_state(self) -> LoadState:
+        return self._base.status
+
+    def start(self) -> None:
+        threading.Thread(target=self._base.load, name="labelzoo-load-base", daemon=True).start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._base.done.wait(timeout) and self._base.status.state == "ready"
+
+    def get(self, version: str, weights: Path | None, *, wait: float) -> Backend:
+        """The loaded instance for ``version`` (``weights`` None = the base model)."""
+        if weights is None:
+            slot = self._base
+        else:
+            slot = self._slot_for(version, lambda: self._cls(self._settings, weights=weights))
+        if not slot.done.wait(wait):
+            raise NotReady(f"model {version} is still loading; try again in a few seconds")
+        if slot.status.state == "failed":
+            if slot is not self._base:
+                with self._lock:
+                    self._trained.pop(version, None)  # let a later request retry the load
+            raise NotReady(f"model {version} failed to load: {slot.status.error}")
+        return slot.instance
+
+    def _slot_for(self, version: str, make: Callable[[], Backend]) -> _Slot:
+        with self._lock:
+            slot = self._trained.get(version)
+            if slot is not None:
+                self._trained.move_to_end(version)
+                return slot
+            slot = _Slot(make())
+            self._trained[version] = slot
+            while len(self._trained) > self._capacity:
+                evicted, _ = self._trained.popitem(last=False)
+                log.info("unloaded model %s (LOADED_MODELS=%d)", evicted, self._capacity)
+        threading.Thread(target=slot.load, name=f"labelzoo-load-{version}", daemon=True).start()
+        return slot
+
+    def loaded_versions(self) -> list[str]:
+        with self._lock:
+            return [v for v, s in self._trained.items() if s.status.state == "ready"]

@@ -1,0 +1,144 @@
+"""The Flask application factory: Label Studio's ML-backend protocol over one :class:`Runtime`.
+
+Routes (see docs/protocol.md): ``GET /`` and ``/health`` (liveness, with readiness inside), ``GET /ready``
+(503 until the model is loaded), ``POST /setup``, ``POST /predict``, ``POST /webhook``, legacy
+``POST /train``, ``GET /versions``, ``GET /jobs``, ``GET /jobs/<id>``, ``POST /jobs/<id>/cancel``,
+``GET /metrics``. Every error is a JSON body ``{"error": code, "message": text}`` with a 4xx/5xx status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from labelzoo.errors import BadRequest, LabelzooError, Unauthorized
+from labelzoo.runtime.service import Runtime
+from labelzoo.server.auth import is_allowed
+from labelzoo.server.metrics import Metrics
+from labelzoo.server.payloads import PredictRequest, SetupRequest, require_object
+
+log = logging.getLogger("labelzoo.server")
+
+WORKER_HEADER = "X-Labelzoo-Worker"
+MAX_BODY_BYTES = 512 * 1024 * 1024  # a 5,000-task /predict with annotations is tens of MB; this is a DoS cap
+
+
+def _json_body() -> Any:
+    if not request.data:
+        raise BadRequest("the request body is empty; send JSON")
+    body = request.get_json(silent=True, force=True)
+    if body is None and request.data.strip() != b"null":
+        raise BadRequest("the request body is not valid JSON")
+    return body
+
+
+def _error(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": code, "message": message}), status
+
+
+def create_app(runtime: Runtime) -> Flask:
+    """Build the app around a runtime. The caller starts the runtime (``runtime.start()``)."""
+    app = Flask("labelzoo")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["labelzoo.runtime"] = runtime
+    metrics = Metrics()
+    settings = runtime.settings
+
+    @app.before_request
+    def _authenticate() -> Any:
+        g.started = time.perf_counter()
+        if not is_allowed(request, request.endpoint, settings):
+            response, status = _error(401, Unauthorized.code, "authentication required: check BASIC_AUTH_USER/PASS")
+            if request.endpoint != "webhook":
+                response.headers["WWW-Authenticate"] = 'Basic realm="labelzoo"'
+            return response, status
+        return None
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        started = g.get("started", time.perf_counter())
+        metrics.observe(route, request.method, response.status_code, time.perf_counter() - started)
+        response.headers[WORKER_HEADER] = str(os.getpid())  # which gunicorn worker answered: for debugging
+        return response
+
+    @app.errorhandler(LabelzooError)
+    def _labelzoo_error(exc: LabelzooError) -> tuple[Response, int]:
+        level = logging.ERROR if exc.status >= 500 else logging.INFO
+        log.log(level, "%s %s → %d: %s", request.method, request.path, exc.status, exc.message)
+        return jsonify(exc.to_json()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _error(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, "internal_error", f"{type(exc).__name__}: {exc} (details in the backend's log)")
+
+    @app.get("/")
+    def index() -> Response:
+        return jsonify(runtime.health())
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(runtime.health())
+
+    @app.get("/ready")
+    def ready() -> tuple[Response, int]:
+        state = runtime.health()
+        return jsonify(state), 200 if state["ready"] else 503
+
+    @app.post("/setup")
+    def setup() -> Response:
+        return jsonify(runtime.setup(SetupRequest.from_json(_json_body())))
+
+    @app.post("/predict")
+    def predict() -> Response:
+        req = PredictRequest.from_json(_json_body())
+        results = runtime.predict(req)
+        failed = sum("result" not in item for item in results)
+        metrics.tasks.labels("ok").inc(len(results) - failed)
+        metrics.tasks.labels("failed").inc(failed)
+        return jsonify({"results": results, "model_version": results[0]["model_version"]})
+
+    @app.post("/webhook")
+    def webhook() -> tuple[Response, int]:
+        return jsonify(runtime.training.handle_event(_json_body())), 201
+
+    @app.post("/train")
+    def train() -> tuple[Response, int]:
+        body = require_object(_json_body())
+        return jsonify(runtime.train_legacy(body)), 201
+
+    @app.get("/versions")
+    def versions() -> Response:
+        project = request.args.get("project")
+        return jsonify({"versions": runtime.training.versions(project)})
+
+    @app.get("/jobs")
+    def jobs() -> Response:
+        return jsonify({"jobs": runtime.training.jobs(request.args.get("project"))})
+
+    @app.get("/jobs/<job_id>")
+    def job(job_id: str) -> Response:
+        return jsonify(runtime.training.job(job_id))
+
+    @app.post("/jobs/<job_id>/cancel")
+    def cancel_job(job_id: str) -> Response:
+        return jsonify(runtime.training.cancel(job_id))
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        metrics.ready.set(1 if runtime.ready else 0)
+        return Response(metrics.render(), mimetype=metrics.content_type)
+
+    return app

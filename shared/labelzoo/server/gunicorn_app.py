@@ -1,0 +1,60 @@
+"""Serve a backend under gunicorn, configured from :class:`Settings` instead of a gunicorn.conf.
+
+Each worker process builds its own runtime after the fork (no ``--preload``): model weights, CUDA
+contexts and SQLite connections must not be shared across a fork. Versions, jobs and parameters live
+in SQLite under ``MODEL_DIR``, so every worker sees the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from labelzoo.settings import Settings
+
+#: gunicorn's worker timeout must outlast Label Studio's 100 s predict timeout
+WORKER_TIMEOUT_SECONDS = 300
+
+
+def build_app(backend: str, settings: Settings) -> Any:
+    from labelzoo.registry import load_backend
+    from labelzoo.runtime.service import Runtime
+    from labelzoo.server.app import create_app
+
+    runtime = Runtime(load_backend(backend), settings)
+    runtime.start()
+    return create_app(runtime)
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, backend: str, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options = {
+            "bind": f"{s.host}:{s.port}",
+            "workers": s.workers,
+            "threads": s.threads,
+            "worker_class": "gthread",
+            "timeout": WORKER_TIMEOUT_SECONDS,
+            "graceful_timeout": 30,
+            "loglevel": s.log_level.lower(),
+            "accesslog": "-",
+            "errorlog": "-",
+            "proc_name": f"labelzoo-{self.backend}",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        logging.basicConfig(level=self.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return build_app(self.backend, self.settings)
+
+
+def serve(backend: str, settings: Settings) -> None:
+    GunicornServer(backend, settings).run()

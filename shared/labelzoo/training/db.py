@@ -1,0 +1,171 @@
+"""The SQLite file behind training: annotations, model versions and jobs, shared by every process.
+
+Several gunicorn workers, their training children and the in-process runners all open the same file,
+so the rules are:
+
+* WAL journal: readers never block the writer and the writer never blocks readers;
+* a busy timeout: a writer waits for another process's transaction instead of failing;
+* autocommit connections, with explicit ``BEGIN IMMEDIATE`` around every multi-statement write, so a
+  transaction takes the write lock up front (no deadlock when two processes upgrade from reading);
+* one connection per thread and process: ``sqlite3`` connections must not cross threads, and a
+  connection inherited through ``fork`` must never be used by the child.
+
+WAL needs a local file system (it uses shared memory); see ``labelzoo.training`` for the RQ layout.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 15_000
+
+#: Schema migrations, applied in order; ``PRAGMA user_version`` counts how many have run.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE projects (
+        project TEXT PRIMARY KEY,
+        label_config TEXT,
+        pin TEXT,                                 -- from /setup extra_params.model_version
+        changes INTEGER NOT NULL DEFAULT 0,       -- new/changed annotations ever recorded
+        trained_mark INTEGER NOT NULL DEFAULT 0   -- `changes` when the last job started
+    );
+    CREATE TABLE annotations (
+        project TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        task_data TEXT NOT NULL,
+        result TEXT NOT NULL,
+        was_cancelled INTEGER NOT NULL,
+        ground_truth INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (project, id)
+    );
+    CREATE INDEX annotations_task ON annotations (project, task_id);
+    CREATE TABLE versions (
+        seqno INTEGER PRIMARY KEY AUTOINCREMENT,  -- promotion order, across processes
+        project TEXT NOT NULL,
+        version TEXT NOT NULL,
+        base TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        job_id TEXT,
+        examples INTEGER NOT NULL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        summary TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        UNIQUE (project, version)
+    );
+    CREATE INDEX versions_latest ON versions (project, base, seqno);
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        executor TEXT NOT NULL,                   -- "local" (child of a server process) or "rq"
+        progress REAL NOT NULL DEFAULT 0,
+        message TEXT NOT NULL DEFAULT '',
+        metrics TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        parent_version TEXT,
+        candidate TEXT,                           -- the version name this job's weights would get
+        generation INTEGER,
+        examples INTEGER,
+        dispatched_at REAL,                       -- when an "rq" job was handed to Redis
+        version TEXT,                             -- set once promoted
+        error TEXT,
+        log_path TEXT NOT NULL,
+        runner TEXT,                              -- process token of the supervising process
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_project ON jobs (project, created_at);
+    CREATE INDEX jobs_status ON jobs (status, created_at);
+    CREATE UNIQUE INDEX jobs_one_queued ON jobs (project) WHERE status = 'queued';
+    CREATE UNIQUE INDEX jobs_one_running ON jobs (project) WHERE status = 'running';
+    """,
+)
+
+
+def iso(epoch: float | None) -> str | None:
+    """The store keeps epoch seconds; JSON answers show UTC ISO 8601 with milliseconds."""
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+class Database:
+    """Hands out this thread's connection to one SQLite file and runs the migrations once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[tuple[int, sqlite3.Connection]] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate(self.conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and again in a forked child)."""
+        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if cached is not None and cached[0] == os.getpid():
+            return cached[1]
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.conn = (os.getpid(), conn)
+        with self._lock:
+            self._opened.append((os.getpid(), conn))
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the database's write lock from its first statement."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same snapshot."""
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connections this process opened (call when no thread uses the database any more)."""
+        with self._lock:
+            mine = [conn for pid, conn in self._opened if pid == os.getpid()]
+            self._opened.clear()
+        for conn in mine:
+            conn.close()
+        self._local = threading.local()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            return
+        with self.write():
+            done = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[done:], start=done + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")

@@ -1,0 +1,314 @@
+"""The per-process training runner: a thread that claims queued jobs and sees each one through.
+
+Every server process runs one (started lazily, so a gunicorn worker forked after the service was built
+gets its own). The thread wakes when this process queues a job and otherwise polls the store once a
+second, which is how it picks up jobs queued by other processes. For each job it claims:
+
+1. prepare: pull the project's annotations from Label Studio (START_TRAINING), snapshot the training
+   set, name the candidate version, write the spec file; or end the job ``skipped``;
+2. run: in-process mode supervises a child process here (one local training at a time per
+   ``MODEL_DIR``); RQ mode hands the job to Redis and returns at once;
+3. finish: promote the staging folder (or delete it) and close the job record.
+
+It also reaps jobs whose supervising process died, and polls Redis for dispatched RQ jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labelzoo.registry import BackendSpec
+from labelzoo.settings import Settings
+from labelzoo.training.annotations import AnnotationStore
+from labelzoo.training.db import Database
+from labelzoo.training.jobs import JobRecord, JobStore
+from labelzoo.training.labelstudio import client_from_settings, fetch_annotations
+from labelzoo.training.procs import process_token, token_alive
+from labelzoo.training.supervisor import JobLog, Outcome, Reporter, supervise
+from labelzoo.training.versions import VersionRecord, VersionStore, fingerprint, version_name
+
+if TYPE_CHECKING:
+    from labelzoo.training.rq_queue import RQDispatcher
+
+log = logging.getLogger("labelzoo.training")
+
+POLL_SECONDS = 1.0
+REAP_EVERY = 5.0
+DIED = "worker died (killed?) during training; the previous version keeps serving"
+
+
+class _DbReporter(Reporter):
+    def __init__(self, jobs: JobStore, job_id: str) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.job_id = job_id
+
+    def _write(self, state: Mapping[str, Any]) -> None:
+        fields: dict[str, Any] = {"message": state["message"], "metrics": state["metrics"]}
+        if state["progress"] is not None:
+            fields["progress"] = state["progress"]
+        self.jobs.update(self.job_id, **fields)
+
+    def _check_cancel(self) -> bool:
+        return self.jobs.cancel_requested(self.job_id)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    parent_dir: Path | None  # the parent version's folder; None for the base model
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        backend: BackendSpec,
+        db: Database,
+        annotations: AnnotationStore,
+        versions: VersionStore,
+        jobs: JobStore,
+        base: Callable[[], str],
+        current: Callable[[str], str],
+        rq: RQDispatcher | None,
+        cancel_grace: float,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.db = db
+        self.annotations = annotations
+        self.versions = versions
+        self.jobs = jobs
+        self.base = base
+        self.current = current
+        self.rq = rq
+        self.cancel_grace = cancel_grace
+        self.executor = "rq" if rq is not None else "local"
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._token = ""
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    # thread ----------------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._pid, self._token = os.getpid(), process_token()
+            self._wake, self._stop = threading.Event(), threading.Event()
+            self._thread = threading.Thread(target=self._loop, name="labelzoo-training", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        self.ensure_started()
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Stop the thread; a training it supervises is ended and its job queued again."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout)
+        self._thread = None
+
+    def _loop(self) -> None:
+        reaped_at = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - reaped_at >= REAP_EVERY:
+                    reaped_at = time.monotonic()
+                    self.reap()
+                if self.rq is not None:
+                    self.track_rq()
+                while not self._stop.is_set() and (job := self._claim()) is not None:
+                    self._run(job)
+            except Exception:  # a broken database or Redis must not kill the thread for good
+                log.exception("training runner: unexpected error; retrying in %ss", POLL_SECONDS)
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+
+    # one job ---------------------------------------------------------------------------------
+    def _claim(self) -> JobRecord | None:
+        return self.jobs.claim(
+            self._token,
+            one_local_at_a_time=self.executor == "local",
+            on_claim=lambda conn, job: self.annotations.mark_started(conn, job.project),
+        )
+
+    def _run(self, job: JobRecord) -> None:
+        paths = self.jobs.paths(job.project, job.id)
+        joblog = JobLog(paths.log, job.id)
+        try:
+            plan = self._prepare(job, joblog)
+            if plan is None:
+                return
+            if self.jobs.cancel_requested(job.id):
+                self._end(job, "cancelled", "cancelled before training started")
+                return
+            if self.rq is not None:
+                self.rq.submit(job.id, job.project, self.backend.name, self.backend.path)
+                self.jobs.update(job.id, dispatched_at=time.time(),
+                                 message="waiting for a training worker (RQ queue labelzoo-training)")
+                joblog("handed to the RQ queue labelzoo-training")
+                return
+            outcome = supervise(
+                self.settings, str(self.backend.path), paths, plan.parent_dir, _DbReporter(self.jobs, job.id),
+                cancel_grace=self.cancel_grace, stop=self._stop,
+            )
+            self.finish(job.id, outcome)
+        except Exception as exc:
+            joblog(f"internal error:\n{traceback.format_exc()}", logging.ERROR)
+            self._end(job, "failed", f"internal error: {exc}; the previous version keeps serving",
+                      error=f"{type(exc).__name__}: {exc}")
+
+    def _prepare(self, job: JobRecord, joblog: JobLog) -> _Plan | None:
+        """Snapshot the training set and write the spec; None when the job ended here."""
+        project = job.project
+        joblog(f"job {job.id} started on project {project} ({job.reason})")
+        if job.reason == "start_training":
+            self._pull(project, joblog)
+        with self.db.write() as conn:
+            examples = self.annotations.examples(project)
+            self.annotations.mark_started(conn, project)
+        label_config = self.annotations.label_config(project)
+        if not examples:
+            self._end(job, "skipped", "no annotations to train on (cancelled annotations do not count)")
+            return None
+        if not label_config:
+            self._end(job, "failed", f"no label config known for project {project}: it arrives with the "
+                      "project object of webhook events; save the project in Label Studio or annotate a task",
+                      error="no label config")
+            return None
+        parent = self.current(project)
+        parent_record = self.versions.get(project, parent)
+        generation = parent_record.generation + 1 if parent_record else 1
+        fp = fingerprint(parent, [(e.annotation_id, e.updated_at) for e in examples])
+        candidate = version_name(self.base(), project, generation, fp)
+        if self.versions.get(project, candidate) is not None:
+            self._end(job, "skipped", f"version {candidate} was already trained from {parent} on these "
+                      "annotations")
+            return None
+        paths = self.jobs.paths(project, job.id)
+        spec = {
+            "job_id": job.id, "project": project, "reason": job.reason, "label_config": label_config,
+            "parent_version": parent, "parent_dir": f"{project}/{parent}" if parent_record else None,
+            "candidate": candidate, "examples": [e.to_json() for e in examples],
+        }
+        tmp = paths.spec.with_suffix(".tmp")
+        tmp.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, paths.spec)
+        self.jobs.update(
+            job.id, parent_version=parent, candidate=candidate, generation=generation, examples=len(examples),
+            message=f"training on {len(examples)} examples from {parent}",
+        )
+        joblog(f"training set: {len(examples)} examples; parent {parent}; candidate version {candidate}")
+        return _Plan(self.versions.path(project, parent) if parent_record else None)
+
+    def _pull(self, project: str, joblog: JobLog) -> None:
+        client = client_from_settings(self.settings)
+        if client is None:
+            joblog("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are not both set: training on the annotations "
+                   "received through webhooks")
+            return
+        try:
+            records = fetch_annotations(client, project)
+        except Exception as exc:
+            joblog(f"could not pull annotations from Label Studio ({exc}); training on the stored ones",
+                   logging.WARNING)
+            return
+        finally:
+            client.close()
+        with self.db.write() as conn:
+            changed = self.annotations.replace(conn, project, records)
+        joblog(f"pulled {len(records)} annotations from Label Studio ({changed} new or changed)")
+
+    def finish(self, job_id: str, outcome: Outcome) -> None:
+        """Apply a training outcome: promote, or record why not. Safe to call from several processes."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status != "running":
+            return
+        paths = self.jobs.paths(job.project, job.id)
+        joblog = JobLog(paths.log, job.id)
+        metrics = {**job.metrics, **outcome.metrics}
+        if outcome.status == "interrupted":
+            self.jobs.requeue(job.id, "queued again: the server stopped during training")
+            joblog("queued again: the server stopped during training", logging.WARNING)
+        elif outcome.status == "succeeded" and outcome.promote and job.candidate and job.parent_version:
+            message = f"promoted {job.candidate}" + (f": {outcome.summary}" if outcome.summary else "")
+            record = VersionRecord(
+                project=job.project, version=job.candidate, base=self.base(), parent=job.parent_version,
+                generation=job.generation or 1, job_id=job.id, examples=job.examples or 0, metrics=metrics,
+                summary=outcome.summary,
+            )
+            promoted = self.versions.promote(
+                paths.staging, record,
+                claim=lambda conn: self.jobs.finish(conn, job.id, "succeeded", message, version=job.candidate,
+                                                    metrics=metrics),
+            )
+            if promoted is not None:
+                joblog(message)
+        elif outcome.status == "succeeded":
+            self._end(job, "succeeded", "succeeded, not promoted: "
+                      + (outcome.summary or "the backend chose to keep the current version"), metrics=metrics)
+        else:
+            self._end(job, outcome.status, outcome.message, error=outcome.error, metrics=metrics)
+        self._clean(job)
+
+    def _end(
+        self, job: JobRecord, status: str, message: str, *, error: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        with self.db.write() as conn:
+            ended = self.jobs.finish(conn, job.id, status, message, error=error, metrics=metrics)
+        if ended:
+            level = logging.ERROR if status == "failed" else logging.INFO
+            JobLog(self.jobs.paths(job.project, job.id).log, job.id)(f"{status}: {message}", level)
+        self._clean(job)
+
+    def _clean(self, job: JobRecord) -> None:
+        paths = self.jobs.paths(job.project, job.id)
+        shutil.rmtree(paths.staging, ignore_errors=True)
+        paths.spec.unlink(missing_ok=True)
+
+    # other processes' jobs ---------------------------------------------------------------------
+    def reap(self) -> None:
+        """Fail running jobs whose supervising process is gone (this host only)."""
+        for job in self.jobs.running():
+            if job.executor == "rq" and job.dispatched_at is not None:
+                continue  # a worker elsewhere runs it; Redis tells how it went
+            if job.runner is not None and token_alive(job.runner) is False:
+                self._end(job, "failed", DIED, error="worker died")
+
+    def track_rq(self) -> None:
+        assert self.rq is not None
+        for job in self.jobs.running("rq"):
+            if job.dispatched_at is None:
+                continue
+            if job.cancel_requested:
+                self.rq.cancel(job.id)
+            seen = self.rq.observe(job.id)
+            if seen.state == "done" and seen.outcome is not None:
+                self.finish(job.id, seen.outcome)
+            elif seen.state == "running" and seen.meta:
+                state = seen.meta.get("labelzoo") or {}
+                fields: dict[str, Any] = {"message": state.get("message") or "training on an RQ worker",
+                                          "metrics": state.get("metrics") or {}}
+                if state.get("progress") is not None:
+                    fields["progress"] = state["progress"]
+                self.jobs.update(job.id, **fields)

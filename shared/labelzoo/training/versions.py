@@ -1,0 +1,216 @@
+"""Model versions: names, folders under ``MODEL_DIR/<project>/`` and the rows that make them visible.
+
+A version is visible only through its row in the ``versions`` table, and a row is written in the same
+transaction as the ``os.rename`` that moves a finished staging folder into place: a crash leaves either
+the old state (the staging folder, deleted at the next start) or the complete new version.
+
+Version name format (stable across restarts, the same on every worker)::
+
+    <base>-p<project>-v<generation>-<fingerprint>      e.g.  yolo11n-p12-v3-5f0c2a
+
+``base`` is the backend's ``base_version()`` with characters outside ``[A-Za-z0-9._-]`` replaced by
+``_``; ``generation`` counts training rounds from the base model (parent's generation + 1);
+``fingerprint`` is the first 6 hex digits of the SHA-256 of the parent version and the sorted
+``(annotation id, updated_at)`` pairs of the training examples. The same annotations trained from the
+same parent therefore always give the same name. An untrained project's version is ``base`` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labelzoo.errors import LabelzooError
+from labelzoo.training.db import Database, iso
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_base(base: str) -> str:
+    return _UNSAFE.sub("_", base).strip("._-") or "model"
+
+
+def fingerprint(parent: str, examples: Iterable[tuple[int, str]]) -> str:
+    digest = hashlib.sha256(parent.encode())
+    for annotation_id, updated_at in sorted(examples):
+        digest.update(f"\n{annotation_id} {updated_at}".encode())
+    return digest.hexdigest()[:6]
+
+
+def version_name(base: str, project: str, generation: int, fp: str) -> str:
+    return f"{safe_base(base)}-p{project}-v{generation}-{fp}"
+
+
+def is_version_folder(project: str, name: str) -> bool:
+    return re.fullmatch(rf".+-p{re.escape(project)}-v\d+-[0-9a-f]{{6}}", name) is not None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    project: str
+    version: str
+    base: str
+    parent: str
+    generation: int
+    job_id: str | None
+    examples: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    summary: str = ""
+    created_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> VersionRecord:
+        return cls(
+            project=row["project"], version=row["version"], base=row["base"], parent=row["parent"],
+            generation=row["generation"], job_id=row["job_id"], examples=row["examples"],
+            metrics=json.loads(row["metrics"]), summary=row["summary"], created_at=row["created_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "project": self.project,
+            "base": self.base,
+            "parent": self.parent,
+            "generation": self.generation,
+            "job": self.job_id,
+            "examples": self.examples,
+            "metrics": dict(self.metrics),
+            "summary": self.summary,
+            "created_at": iso(self.created_at),
+        }
+
+
+# The pin counts only if it names the base or a version of the same base model (a pin left over from
+# another base model would load weights that do not fit); otherwise the newest promoted version.
+_CURRENT = """
+    SELECT COALESCE(
+        (SELECT p.pin FROM projects p WHERE p.project = :project AND (p.pin = :base OR EXISTS (
+            SELECT 1 FROM versions v WHERE v.project = :project AND v.version = p.pin AND v.base = :base))),
+        (SELECT version FROM versions WHERE project = :project AND base = :base ORDER BY seqno DESC LIMIT 1),
+        :base)
+"""
+
+
+class VersionStore:
+    def __init__(self, db: Database, model_dir: Path) -> None:
+        self.db = db
+        self.model_dir = model_dir
+
+    def project_dir(self, project: str) -> Path:
+        return self.model_dir / project
+
+    def path(self, project: str, version: str) -> Path:
+        return self.project_dir(project) / version
+
+    def current(self, project: str, base: str) -> str:
+        """Pinned, else newest promoted, else ``base``: one indexed query, no cache that could go stale."""
+        return self.db.conn.execute(_CURRENT, {"project": project, "base": base}).fetchone()[0]
+
+    def get(self, project: str, version: str) -> VersionRecord | None:
+        row = self.db.conn.execute(
+            "SELECT * FROM versions WHERE project = ? AND version = ?", (project, version)
+        ).fetchone()
+        return VersionRecord.from_row(row) if row else None
+
+    def list(self, project: str | None = None, base: str | None = None) -> list[VersionRecord]:
+        """Newest first."""
+        clauses = [(c, v) for c, v in (("project = ?", project), ("base = ?", base)) if v is not None]
+        where = " AND ".join(c for c, _ in clauses) or "1"
+        rows = self.db.conn.execute(
+            f"SELECT * FROM versions WHERE {where} ORDER BY seqno DESC", [v for _, v in clauses]
+        )
+        return [VersionRecord.from_row(r) for r in rows]
+
+    def pins(self) -> dict[str, str]:
+        rows = self.db.conn.execute("SELECT project, pin FROM projects WHERE pin IS NOT NULL")
+        return {r["project"]: r["pin"] for r in rows}
+
+    def set_pin(self, project: str, version: str | None) -> None:
+        conn = self.db.conn
+        row = conn.execute("SELECT pin FROM projects WHERE project = ?", (project,)).fetchone()
+        if row is not None and row[0] == version:
+            return  # /setup repeats the pin before every prediction: no write when nothing changes
+        with self.db.write() as conn:
+            conn.execute("INSERT INTO projects (project) VALUES (?) ON CONFLICT DO NOTHING", (project,))
+            conn.execute("UPDATE projects SET pin = ? WHERE project = ?", (version, project))
+
+    def promote(
+        self, staging: Path, record: VersionRecord, claim: Callable[[sqlite3.Connection], bool]
+    ) -> Path | None:
+        """Move ``staging`` to the version's folder and insert its row, in one transaction.
+
+        ``claim`` runs first in that transaction (it closes the job record); when it returns False
+        (another process finished the job already) nothing is touched and None is returned.
+        """
+        final = self.path(record.project, record.version)
+        renamed = False
+        try:
+            with self.db.write() as conn:
+                if not claim(conn):
+                    return None
+                if self.get(record.project, record.version) is not None:
+                    raise LabelzooError(f"project {record.project} has a version {record.version} already")
+                if final.exists():  # left by a crash between rename and commit: no row, not visible
+                    shutil.rmtree(final)
+                os.rename(staging, final)
+                renamed = True
+                conn.execute(
+                    "INSERT INTO versions (project, version, base, parent, generation, job_id, examples, "
+                    "metrics, summary, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.project, record.version, record.base, record.parent, record.generation,
+                     record.job_id, record.examples, json.dumps(dict(record.metrics)), record.summary,
+                     time.time()),
+                )
+        except BaseException:
+            if renamed and final.exists() and not staging.exists():
+                os.rename(final, staging)
+            raise
+        fsync_dir(final.parent)
+        return final
+
+    def remove_orphans(self, project: str) -> list[Path]:
+        """Delete version-named folders that have no row (a crash between rename and commit)."""
+        folder = self.project_dir(project)
+        removed = []
+        with self.db.write() as conn:
+            known = {r[0] for r in conn.execute("SELECT version FROM versions WHERE project = ?", (project,))}
+            for child in folder.iterdir() if folder.is_dir() else ():
+                if child.is_dir() and child.name not in known and is_version_folder(project, child.name):
+                    shutil.rmtree(child, ignore_errors=True)
+                    removed.append(child)
+        return removed
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file and folder under ``root`` to disk, so a rename never exposes unwritten data."""
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and Windows) cannot fsync a directory
+    finally:
+        os.close(fd)

@@ -1,0 +1,209 @@
+"""The protocol routes as Label Studio calls them (Flask test client; gunicorn tests are separate)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Choices name="sentiment" toName="text"><Choice value="Positive"/><Choice value="Negative"/></Choices>
+</View>"""
+
+
+def predict_body(*texts: str, context: object = None, project: str = "7.1718900000") -> dict:
+    return {
+        "tasks": [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)],
+        "project": project,
+        "label_config": CONFIG,
+        "params": {"login": None, "password": None, "context": context},
+    }
+
+
+def setup_body(extra_params: object = None) -> dict:
+    return {
+        "project": "7.1718900000",
+        "schema": CONFIG,
+        "hostname": "http://localhost:8080",
+        "access_token": "abc",
+        "extra_params": extra_params,
+    }
+
+
+def test_health_answers_while_the_model_loads(make_client):
+    client = make_client(wait=False, KEYWORD_LOAD_SECONDS="3")
+    started = time.perf_counter()
+    body = client.get("/health").get_json()
+    assert time.perf_counter() - started < 0.5
+    assert body["status"] == "UP" and body["ready"] is False and body["model"]["state"] == "loading"
+    assert client.get("/").get_json()["model_class"] == "KeywordBackend"
+    assert client.get("/ready").status_code == 503
+    setup = client.post("/setup", json=setup_body())  # /setup never waits for the model (P2)
+    assert setup.status_code == 200 and setup.get_json()["model_version"] == "keyword-1"
+    assert time.perf_counter() - started < 1.5
+
+
+def test_setup_and_predictions_share_one_non_null_version(make_client):
+    client = make_client()
+    version = client.post("/setup", json=setup_body()).get_json()["model_version"]
+    assert isinstance(version, str) and version
+    results = client.post("/predict", json=predict_body("so positive", "very negative")).get_json()["results"]
+    assert [r["model_version"] for r in results] == [version, version]
+
+
+def test_predict_returns_one_item_per_task_in_order(make_client):
+    client = make_client()
+    texts = ["positive one", "negative two", "nothing", "Positive again", "NEGATIVE", "neutral", "positive"]
+    results = client.post("/predict", json=predict_body(*texts)).get_json()["results"]
+    assert len(results) == len(texts)
+    picked = [r["result"][0]["value"]["choices"][0] if r["result"] else None for r in results]
+    assert picked == ["Positive", "Negative", None, "Positive", "Negative", None, "Positive"]
+    assert [r["score"] for r in results] == [0.75, 0.75, 0.0, 0.75, 0.75, 0.0, 0.75]
+    item = results[0]["result"][0]
+    assert (item["from_name"], item["to_name"], item["type"]) == ("sentiment", "text", "choices")
+
+
+def test_one_failing_task_never_loses_the_batch(make_client):
+    client = make_client()
+    texts = ["positive", "negative", "FAIL", "positive", "negative", "positive"]
+    results = client.post("/predict", json=predict_body(*texts)).get_json()["results"]
+    assert len(results) == 6
+    assert "result" not in results[2] and "cannot classify" in results[2]["error"]
+    assert all("result" in r for i, r in enumerate(results) if i != 2)
+
+
+def test_interactive_request_returns_a_dict_with_result_first(make_client):
+    client = make_client()
+    body = predict_body("positive", context={"result": []})
+    results = client.post("/predict", json=body).get_json()["results"]
+    assert isinstance(results[0], dict) and isinstance(results[0]["result"], list)
+    failing = client.post("/predict", json=predict_body("FAIL", context={"result": []}))
+    assert failing.status_code == 422 and "cannot classify" in failing.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "extra_params",
+    [None, {}, {"threshold": 0.3}, json.dumps({"threshold": 0.3}), "", "null"],
+)
+def test_setup_accepts_extra_params_as_object_string_or_null(make_client, extra_params):
+    client = make_client()
+    response = client.post("/setup", json=setup_body(extra_params))
+    assert response.status_code == 200, response.get_json()
+
+
+def test_setup_stores_extra_params_for_predictions_of_the_project(make_runtime):
+    from labelzoo.server.payloads import SetupRequest
+
+    runtime = make_runtime()
+    runtime.setup(SetupRequest.from_json(setup_body(json.dumps({"threshold": 0.3}))))
+    assert runtime.params.get("7") == {"threshold": 0.3}
+
+
+def test_setup_reports_a_config_the_backend_cannot_fill(make_client):
+    client = make_client()
+    body = setup_body()
+    body["schema"] = (
+        '<View><Image name="img" value="$image"/><RectangleLabels name="b" toName="img">'
+        '<Label value="Car"/></RectangleLabels></View>'
+    )
+    response = client.post("/setup", json=body)
+    assert response.status_code == 400
+    assert "Choices" in response.get_json()["message"] and "Text" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "ANNOTATION_CREATED",
+        "ANNOTATION_UPDATED",
+        "ANNOTATIONS_CREATED",
+        "ANNOTATIONS_DELETED",
+        "ANNOTATION_DELETED",
+        "START_TRAINING",
+        "TASKS_CREATED",
+        "PROJECT_UPDATED",
+        "LABEL_LINK_CREATED",
+    ],
+)
+def test_webhook_accepts_every_event_fast(make_client, action):
+    client = make_client()
+    project = {"id": 7, "title": "t", "label_config": CONFIG, "created_at": "2025-06-01T09:00:00Z"}
+    annotation = {
+        "id": 5,
+        "task": 1,
+        "project": 7,
+        "result": [],
+        "was_cancelled": False,
+        "ground_truth": False,
+        "updated_at": "2025-06-01T10:00:00Z",
+        "created_at": "2025-06-01T10:00:00Z",
+    }
+    task = {"id": 1, "data": {"text": "positive"}, "project": 7}
+    payloads = {
+        "ANNOTATION_CREATED": {"annotation": annotation, "task": task},
+        "ANNOTATION_UPDATED": {"annotation": annotation, "task": task},
+        "ANNOTATIONS_CREATED": {"annotation": [annotation], "task": [task]},
+        "ANNOTATIONS_DELETED": {"annotations": [{"id": 5}]},
+        "ANNOTATION_DELETED": {"annotation": annotation, "task": task},
+        "TASKS_CREATED": {"tasks": [task] * 1000},
+    }
+    body = {"action": action, "project": project, **payloads.get(action, {})}
+    started = time.perf_counter()
+    response = client.post("/webhook", json=body)
+    assert time.perf_counter() - started < 1.0
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["status"] == "ok"
+
+
+def test_versions_route_answers_in_the_shape_label_studio_reads(make_client):
+    body = make_client().get("/versions").get_json()
+    assert isinstance(body["versions"], list)
+
+
+def test_metrics_count_requests_errors_and_latency_per_route(make_client):
+    client = make_client()
+    client.post("/predict", json=predict_body("positive"))
+    client.post("/predict", data="{not json", content_type="application/json")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'labelzoo_http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
+    assert 'labelzoo_http_errors_total{route="/predict",status="400"} 1.0' in text
+    assert 'labelzoo_http_request_seconds_count{route="/predict"} 2.0' in text
+    assert 'labelzoo_predicted_tasks_total{outcome="ok"} 1.0' in text
+    assert "labelzoo_model_ready 1.0" in text
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_basic_auth_guards_every_route_but_health_and_webhook(make_client):
+    client = make_client(BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="secret")
+    assert client.get("/health").status_code == 200
+    denied = client.post("/setup", json=setup_body())
+    assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
+    assert denied.get_json()["error"] == "unauthorized"
+    assert client.post("/setup", json=setup_body(), headers=_basic("ls", "wrong")).status_code == 401
+    assert client.post("/setup", json=setup_body(), headers=_basic("ls", "secret")).status_code == 200
+    for path in ("/versions", "/jobs", "/metrics"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers=_basic("ls", "secret")).status_code == 200
+    # Label Studio's event webhooks carry no credentials (P9): without WEBHOOK_TOKEN they stay open
+    assert (
+        client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 7}}).status_code == 201
+    )
+
+
+def test_webhook_token_protects_webhooks(make_client):
+    client = make_client(BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="secret", WEBHOOK_TOKEN="hook-token")
+    body = {"action": "PROJECT_UPDATED", "project": {"id": 7}}
+    assert client.post("/webhook", json=body).status_code == 401
+    assert client.post("/webhook", json=body, headers={"X-Webhook-Token": "nope"}).status_code == 401
+    assert client.post("/webhook", json=body, headers={"X-Webhook-Token": "hook-token"}).status_code == 201
+    assert (
+        client.post("/webhook", json=body, headers={"Authorization": "Bearer hook-token"}).status_code == 201
+    )
+    # START_TRAINING comes through Label Studio's ML API, which sends basic auth
+    assert client.post("/webhook", json=body, headers=_basic("ls", "secret")).status_code == 201

@@ -8,7 +8,7 @@ BACKEND ?= template
 PIP := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test run lint bench up-yolo up-spacy up-whisper up-sam clean
+.PHONY: install system-deps ls-venv test run lint bench up-yolo up-spacy up-whisper up-sam clean
 
 install: $(VENV)/.installed
 
@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt --no-deps ultralytics
 	touch $@
 
-# Programs the tests use: redis-server (RQ queue tests), docker-compose (validates compose files; no
-# engine needed), ffmpeg (audio decoding), espeak-ng (synthesised speech for the Whisper tests).
+# Programs the tests use: redis-server (RQ queue tests), ffmpeg (audio decoding), espeak-ng
+# (synthesised speech for the Whisper tests).
 # Each Debian package installs a program of the same name.
-SYSTEM_PACKAGES := redis-server docker-compose ffmpeg espeak-ng
+SYSTEM_PACKAGES := redis-server ffmpeg espeak-ng
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
@@ -30,7 +30,20 @@ system-deps:
 	  echo "installing:$$missing"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
 
-test: install system-deps
+# An unmodified Label Studio in its own virtualenv, for the end-to-end tests in tests/e2e (pinned: the
+# tests check what this version stores and calls). The stamp names the version, so a new pin reinstalls.
+LABEL_STUDIO_VERSION := 1.23.2
+LS_VENV ?= .ls-venv
+
+ls-venv: $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION)
+
+$(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check label-studio==$(LABEL_STUDIO_VERSION)
+	rm -f $(LS_VENV)/.installed-*
+	touch $@
+
+test: install system-deps ls-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 run: install
@@ -46,4 +59,4 @@ up-yolo up-spacy up-whisper up-sam:
 	docker compose -f compose/$(@:up-%=%).yml up --build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LS_VENV) .pytest_cache .ruff_cache build *.egg-info

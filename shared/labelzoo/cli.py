@@ -50,6 +50,9 @@ def _new(args: argparse.Namespace) -> int:
         raise LabelzooError(f"{target} exists and is not empty; choose a new folder")
     source = find_folder(TEMPLATE)
     shutil.copytree(source, target, ignore=SCAFFOLD_SKIP, dirs_exist_ok=True)
+    for name in ("Dockerfile", "README.md"):  # their paths assume backends/<name> in a labelzoo checkout
+        path = target / name
+        path.write_text(path.read_text().replace(f"backends/{TEMPLATE}", f"backends/{target.name}"))
     print(f"created {target} from the {TEMPLATE!r} backend.\n"
           f"  test it:   pytest {target}\n"
           f"  serve it:  labelzoo serve {target}\n"

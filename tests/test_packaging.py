@@ -1,0 +1,80 @@
+"""Dockerfiles and compose files, checked without a Docker engine: hadolint for every Dockerfile, the
+Compose specification plus our own reference checks (build contexts, Dockerfiles, env files, volumes,
+dependencies) for every compose file, and the Makefile's up-<backend> targets pointing at real files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from compose_spec import PyCompose
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILES = sorted(REPO.glob("backends/*/Dockerfile"))
+COMPOSE_FILES = sorted(REPO.glob("compose/*.yml"))
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+    out = subprocess.run([HADOLINT, "--failure-threshold", "info", "--no-color", str(dockerfile)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_a_data_volume(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
+    assert users and users[-1] not in ("root", "0"), "the image must not run as root"
+    assert re.search(r"^HEALTHCHECK .*?/health", text, flags=re.M | re.S)
+    assert re.search(r"^VOLUME .*?/data", text, flags=re.M)
+    for source in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)\s+\S+$", text, flags=re.M):
+        for path in source.split():
+            assert (REPO / path).exists(), f"{dockerfile}: COPY {path} does not exist in the build context"
+
+
+def _services(path: Path) -> dict[str, Any]:
+    spec = PyCompose.from_yaml(path.read_text())  # raises ValueError naming the offending key
+    return spec.to_dict()
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambda p: p.stem)
+def test_compose_file_is_valid_and_its_references_exist(compose_file: Path) -> None:
+    spec = _services(compose_file)
+    raw = yaml.safe_load(compose_file.read_text())
+    base = compose_file.parent
+    declared_volumes = set((raw.get("volumes") or {}).keys())
+    services = raw["services"]
+    for name, service in services.items():
+        build = service.get("build")
+        if build is not None:
+            context = base / (build if isinstance(build, str) else build.get("context", "."))
+            assert context.is_dir(), f"{name}: build context {context} does not exist"
+            dockerfile = context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")
+            assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
+        for env_file in service.get("env_file", []) or []:
+            entry = env_file if isinstance(env_file, dict) else {"path": env_file}
+            if entry.get("required", True):
+                assert (base / entry["path"]).is_file(), f"{name}: env_file {entry['path']} does not exist"
+        for volume in service.get("volumes", []) or []:
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source")
+            if source and not source.startswith((".", "/", "~", "$")):
+                assert source in declared_volumes, f"{name}: named volume {source!r} is not declared"
+        for dependency in service.get("depends_on", []) or []:
+            assert dependency in services, f"{name}: depends_on {dependency!r}, which is not a service"
+        assert "healthcheck" in service or "build" not in service, f"{name}: a built service needs a healthcheck"
+    assert spec["services"]
+
+
+def test_compose_validation_rejects_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("services:\n  api:\n    image: x\n    ports: [{published: 'http', target: 9090}]\n")
+    with pytest.raises(ValueError, match="published"):
+        _services(broken)

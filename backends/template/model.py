@@ -66,7 +66,7 @@ class TextClassifier(Backend):
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         results: list[list[dict[str, Any]]] = [[] for _ in tasks]
         scores: list[list[float]] = [[] for _ in tasks]
-        for control, obj in ctx.config.pairs("Choices", ("Text", "HyperText")):
+        for control, obj in ctx.pairs("Choices", ("Text", "HyperText")):
             model = self.classifiers.get(control.name)
             if model is None:
                 continue  # not trained for this control yet

@@ -94,6 +94,12 @@ class PredictContext:
     def interactive(self) -> bool:
         return self.prompt is not None
 
+    def pairs(
+        self, control_tags: str | Sequence[str], object_tags: str | Sequence[str]
+    ) -> list[tuple[ControlTag, ObjectTag]]:
+        """The (control, object) pairs to fill, without controls marked ``model_skip="true"``."""
+        return [(c, o) for c, o in self.config.pairs(control_tags, object_tags) if not c.model_skip]
+
 
 @dataclass(frozen=True)
 class TrainingExample:

@@ -60,6 +60,12 @@ class Settings:
     allow_custom_model_path: bool = False  # ALLOW_CUSTOM_MODEL_PATH: let a label config choose weights
     device: str = "auto"  # DEVICE: auto, cpu, cuda, cuda:1, mps
     loaded_models: int = 4  # LOADED_MODELS: model versions kept in memory per process
+    # PREDICT_DEADLINE: seconds a batch /predict computes before answering with what is done (Label Studio
+    # gives up after 100 s and then stores nothing); the rest is posted through the API by a bulk job. 0: off
+    predict_deadline: float = 80.0
+    bulk_chunk_size: int = 256  # BULK_CHUNK_SIZE: tasks per bulk chunk (one fetch, one post, one RQ job)
+    bulk_rate_limit: float = 10.0  # BULK_RATE_LIMIT: Label Studio API requests per second of a bulk job (0: no limit)
+    bulk_retries: int = 5  # BULK_RETRIES: retries of a Label Studio call after a 429, a 5xx or a lost connection
     media: MediaSettings = field(default_factory=MediaSettings)
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -103,6 +109,10 @@ class Settings:
             allow_custom_model_path=parse_bool("ALLOW_CUSTOM_MODEL_PATH", get("ALLOW_CUSTOM_MODEL_PATH", "") or ""),
             device=get("DEVICE", "auto") or "auto",
             loaded_models=max(1, integer("LOADED_MODELS", 4)),
+            predict_deadline=max(0.0, number("PREDICT_DEADLINE", 80.0)),
+            bulk_chunk_size=max(1, integer("BULK_CHUNK_SIZE", 256)),
+            bulk_rate_limit=max(0.0, number("BULK_RATE_LIMIT", 10.0)),
+            bulk_retries=max(0, integer("BULK_RETRIES", 5)),
             media=MediaSettings.from_env(env),
             env=env,
         )

@@ -207,3 +207,14 @@ def test_webhook_token_protects_webhooks(make_client):
     )
     # START_TRAINING comes through Label Studio's ML API, which sends basic auth
     assert client.post("/webhook", json=body, headers=_basic("ls", "secret")).status_code == 201
+
+
+def test_controls_marked_model_skip_are_left_alone(make_client):
+    client = make_client()
+    body = predict_body("positive")
+    body["label_config"] = CONFIG.replace(
+        "</View>",
+        '<Choices name="manual" toName="text" model_skip="true"><Choice value="Positive"/></Choices></View>',
+    )
+    (item,) = client.post("/predict", json=body).get_json()["results"]
+    assert [r["from_name"] for r in item["result"]] == ["sentiment"]

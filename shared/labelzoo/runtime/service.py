@@ -90,18 +90,19 @@ class Runtime:
 
     # label config ----------------------------------------------------------------------------
     def assignments(self, config: LabelConfig) -> list[Assignment]:
-        found = [
+        """The controls to fill; a config with none this backend can fill is an error, naming what it fills."""
+        matching = [
             Assignment(control, obj)
             for control in config.controls.values()
             for obj in control.objects
             if self.spec.cls.serves(control.tag, obj.tag)
         ]
-        if not found:
+        if not matching:
             wanted = ", ".join(str(t) for t in self.spec.cls.targets) or "nothing"
             raise LabelConfigError(
                 f"the label config has no control the {self.spec.name!r} backend can fill: it labels {wanted}"
             )
-        return found
+        return [a for a in matching if not a.control.model_skip]
 
     def label_report(self, config: LabelConfig) -> list[dict[str, Any]]:
         """Per control: which model labels map to which config labels, and what nobody maps."""

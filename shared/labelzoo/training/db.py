@@ -101,10 +101,15 @@ def iso(epoch: float | None) -> str | None:
 
 
 class Database:
-    """Hands out this thread's connection to one SQLite file and runs the migrations once."""
+    """Hands out this thread's connection to one SQLite file and runs its migrations once.
 
-    def __init__(self, path: Path) -> None:
+    ``migrations`` defaults to the training schema; other stores (``labelzoo.bulk``) pass their own and
+    keep them in their own file, since ``PRAGMA user_version`` counts the migrations of one file.
+    """
+
+    def __init__(self, path: Path, migrations: tuple[str, ...] = MIGRATIONS) -> None:
         self.path = path
+        self.migrations = migrations
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[tuple[int, sqlite3.Connection]] = []
@@ -161,11 +166,11 @@ class Database:
         self._local = threading.local()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= len(self.migrations):
             return
         with self.write():
             done = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[done:], start=done + 1):
+            for number, script in enumerate(self.migrations[done:], start=done + 1):
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")

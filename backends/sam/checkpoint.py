@@ -1,0 +1,118 @@
+"""Build the SAM model named by ``SAM_MODEL_TYPE`` and load ``SAM_CHECKPOINT`` into it, on ``DEVICE``.
+
+``SAM_CHECKPOINT`` is a local path (relative ones are looked up under ``MODEL_ROOT``, else the working
+directory) or an http(s) URL, downloaded once into ``MODEL_DIR/checkpoints/``. Unset, it is Meta's
+official checkpoint for the model type. Nothing is downloaded at import time, only in :func:`load_sam`.
+
+The architecture comes from ``segment_anything.sam_model_registry``; any builder registered there under
+a new name (a smaller encoder, for instance) can be chosen with ``SAM_MODEL_TYPE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import torch
+from segment_anything import sam_model_registry
+from segment_anything.modeling import Sam
+
+from labelzoo import LabelzooError, Settings
+
+log = logging.getLogger("labelzoo.sam")
+
+DEFAULT_MODEL_TYPE = "vit_b"
+OFFICIAL_CHECKPOINTS = {
+    "vit_h": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+    "vit_l": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+    "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+}
+
+
+def model_type(settings: Settings) -> str:
+    name = settings.option("SAM_MODEL_TYPE", DEFAULT_MODEL_TYPE) or DEFAULT_MODEL_TYPE
+    if name not in sam_model_registry:
+        known = ", ".join(sorted(k for k in sam_model_registry if k != "default"))
+        raise LabelzooError(f"SAM_MODEL_TYPE={name!r} is not a SAM model type; use one of {known}")
+    return name
+
+
+def checkpoint_source(settings: Settings) -> str:
+    """``SAM_CHECKPOINT`` as given, or the official URL for the model type."""
+    source = settings.option("SAM_CHECKPOINT")
+    if source:
+        return source
+    name = model_type(settings)
+    if name not in OFFICIAL_CHECKPOINTS:
+        raise LabelzooError(f"SAM_MODEL_TYPE={name!r} has no official checkpoint; set SAM_CHECKPOINT to its weights")
+    return OFFICIAL_CHECKPOINTS[name]
+
+
+def checkpoint_path(settings: Settings) -> Path:
+    """A local file with the checkpoint, downloading a URL on first use."""
+    source = checkpoint_source(settings)
+    if urlsplit(source).scheme in ("http", "https"):
+        return _download(source, settings.model_dir / "checkpoints")
+    path = Path(source).expanduser()
+    if not path.is_absolute():
+        path = (settings.model_root or Path.cwd()) / path
+    if not path.is_file():
+        raise LabelzooError(
+            f"SAM_CHECKPOINT {source!r}: no file at {path}; set it to an existing .pth file or to a download URL"
+        )
+    return path
+
+
+def resolve_device(setting: str) -> torch.device:
+    """``DEVICE``: ``auto`` picks CUDA, then Apple's MPS, then the CPU; anything else is used as given."""
+    if setting.strip().lower() == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(setting.strip())
+    except RuntimeError as exc:
+        raise LabelzooError(f"DEVICE={setting!r} is not a torch device: use auto, cpu, cuda, cuda:1 or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LabelzooError(f"DEVICE={setting!r} but this torch build sees no CUDA GPU; use DEVICE=cpu or auto")
+    return device
+
+
+def load_sam(settings: Settings) -> Sam:
+    """The model, with the checkpoint's weights, in eval mode on the configured device."""
+    name = model_type(settings)
+    path = checkpoint_path(settings)
+    sam = sam_model_registry[name]()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LabelzooError(f"cannot read the SAM checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        sam.load_state_dict(state)
+    except RuntimeError as exc:
+        summary = str(exc).splitlines()[0]
+        raise LabelzooError(
+            f"the checkpoint {path} does not fit SAM_MODEL_TYPE={name!r} ({summary}); pick the type it was made for"
+        ) from exc
+    device = resolve_device(settings.device)
+    log.info("loaded SAM %s from %s on %s", name, path, device)
+    return sam.to(device).eval()
+
+
+def _download(url: str, folder: Path) -> Path:
+    target = folder / (Path(urlsplit(url).path).name or "sam_checkpoint.pth")
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("downloading SAM checkpoint %s to %s", url, target)
+    try:
+        torch.hub.download_url_to_file(url, str(target), progress=False)
+    except Exception as exc:  # urllib raises URLError, HTTPError, timeouts, OSError...
+        raise LabelzooError(
+            f"cannot download the SAM checkpoint {url}: {type(exc).__name__}: {exc}. Without internet access, "
+            f"download it elsewhere and put it at {target}, or set SAM_CHECKPOINT to a local .pth file"
+        ) from exc
+    return target

@@ -1,0 +1,149 @@
+"""SAM prompts from the smart regions the editor sends in ``params.context`` (protocol §1.6, §5.12).
+
+The editor sends every smart region of one type, label and image drawn so far: all the positive and
+negative keypoints placed with a label, or all the smart rectangles. Keypoints together describe one
+object; of several rectangles only the newest (the last) is the one just drawn, so it is the box used.
+Coordinates are percent of the natural image size and become pixels once that size is known.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labelzoo import TaskError
+from labelzoo.results import rotated_box_corners
+
+POINT_TYPES = frozenset({"keypointlabels", "keypoint"})
+BOX_TYPES = frozenset({"rectanglelabels", "rectangle"})
+
+
+@dataclass(frozen=True)
+class Click:
+    x: float
+    """Percent of the image width."""
+    y: float
+    """Percent of the image height."""
+    positive: bool
+    """True: the object is here; False: background (a negative smart keypoint)."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """A Label Studio rectangle: top-left corner and size in percent, rotated clockwise about that corner."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    rotation: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    from_name: str
+    """The prompt control (a ``KeyPointLabels`` or ``RectangleLabels``)."""
+    to_name: str
+    """The image the prompt is drawn on."""
+    label: str | None
+    """The label the annotator drew the prompt with; the mask gets it too."""
+    clicks: tuple[Click, ...]
+    box: Box | None
+
+    def pixel_points(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """(N, 2) pixel x, y and (N,) SAM point labels (1 object, 0 background); ``(None, None)`` if no clicks."""
+        if not self.clicks:
+            return None, None
+        points = np.array([[c.x * width / 100.0, c.y * height / 100.0] for c in self.clicks])
+        np.clip(points, 0.0, (width, height), out=points)
+        return points, np.array([1 if c.positive else 0 for c in self.clicks])
+
+    def pixel_box(self, width: int, height: int) -> np.ndarray | None:
+        """(4,) pixel x0, y0, x1, y1: the box, or the axis-aligned bounds of a rotated one, inside the image."""
+        if self.box is None:
+            return None
+        b = self.box
+        x, y, w, h = b.x * width / 100.0, b.y * height / 100.0, b.width * width / 100.0, b.height * height / 100.0
+        theta = math.radians(b.rotation)
+        cos, sin = math.cos(theta), math.sin(theta)
+        # Label Studio turns the box about its top-left corner; rotated_box_corners turns about the centre.
+        center = (x + (w * cos - h * sin) / 2.0, y + (w * sin + h * cos) / 2.0)
+        corners = rotated_box_corners(center, (w, h), b.rotation)
+        low = np.clip(corners.min(axis=0), 0.0, (width, height))
+        high = np.clip(corners.max(axis=0), 0.0, (width, height))
+        return np.concatenate((low, high))
+
+
+def read_prompt(context: Mapping[str, Any]) -> Prompt:
+    """The prompt in ``params.context``; a :class:`TaskError` names what is missing or malformed."""
+    items = context.get("result")
+    if not isinstance(items, list):
+        raise TaskError(
+            f"params.context.result must be a list of smart regions, got {type(items).__name__}; "
+            "draw a smart keypoint or smart rectangle with auto-annotation on"
+        )
+    regions = [item for item in items if isinstance(item, Mapping) and item.get("type") in POINT_TYPES | BOX_TYPES]
+    if not regions:
+        types = sorted({str(item.get("type")) for item in items if isinstance(item, Mapping)}) or ["none"]
+        raise TaskError(
+            "SAM needs keypoint or rectangle prompts in params.context.result "
+            f'(found region types: {", ".join(types)}); use <KeyPointLabels smart="true"> or '
+            '<RectangleLabels smart="true"> on the image'
+        )
+    to_names = {item.get("to_name") for item in regions}
+    if len(to_names) != 1 or not all(isinstance(name, str) and name for name in to_names):
+        raise TaskError(f"the prompt regions must all point at one image (to_name), got {sorted(map(str, to_names))}")
+    clicks: list[Click] = []
+    boxes: list[Box] = []
+    for index, item in enumerate(regions):
+        value = item.get("value")
+        if not isinstance(value, Mapping):
+            raise TaskError(f"prompt region {index} ({item['type']}) has no 'value' object")
+        if item["type"] in POINT_TYPES:
+            clicks.append(Click(_number(value, "x", index), _number(value, "y", index), _positive(item, index)))
+        else:
+            boxes.append(
+                Box(
+                    _number(value, "x", index),
+                    _number(value, "y", index),
+                    _number(value, "width", index),
+                    _number(value, "height", index),
+                    _number(value, "rotation", index, default=0.0),
+                )
+            )
+    newest = regions[-1]
+    return Prompt(
+        from_name=str(newest.get("from_name") or ""),
+        to_name=str(newest["to_name"]),
+        label=_label(newest),
+        clicks=tuple(clicks),
+        box=boxes[-1] if boxes else None,
+    )
+
+
+def _number(value: Mapping[str, Any], key: str, index: int, default: float | None = None) -> float:
+    raw = value.get(key, default)
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise TaskError(f"prompt region {index} has value.{key}={raw!r}; expected a number (percent)")
+    return float(raw)
+
+
+def _positive(item: Mapping[str, Any], index: int) -> bool:
+    """``is_positive`` of a smart keypoint; a plain keypoint without it counts as positive."""
+    flag = item.get("is_positive", True)
+    if not isinstance(flag, bool):
+        raise TaskError(f"prompt region {index} has is_positive={flag!r}; expected true or false")
+    return flag
+
+
+def _label(item: Mapping[str, Any]) -> str | None:
+    value = item["value"]
+    for key in (item["type"], "labels"):
+        labels = value.get(key)
+        if isinstance(labels, Sequence) and not isinstance(labels, str) and labels and isinstance(labels[0], str):
+            return labels[0]
+    return None

@@ -19,6 +19,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 
 from labelzoo import LabelzooError, Settings
+from labelzoo.devices import resolve_device
 
 log = logging.getLogger("labelzoo.sam")
 
@@ -62,23 +63,6 @@ def checkpoint_path(settings: Settings) -> Path:
             f"SAM_CHECKPOINT {source!r}: no file at {path}; set it to an existing .pth file or to a download URL"
         )
     return path
-
-
-def resolve_device(setting: str) -> torch.device:
-    """``DEVICE``: ``auto`` picks CUDA, then Apple's MPS, then the CPU; anything else is used as given."""
-    if setting.strip().lower() == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(setting.strip())
-    except RuntimeError as exc:
-        raise LabelzooError(f"DEVICE={setting!r} is not a torch device: use auto, cpu, cuda, cuda:1 or mps") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LabelzooError(f"DEVICE={setting!r} but this torch build sees no CUDA GPU; use DEVICE=cpu or auto")
-    return device
 
 
 def load_sam(settings: Settings) -> Sam:

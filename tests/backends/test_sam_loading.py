@@ -151,16 +151,6 @@ def test_bad_settings_are_reported_by_name(tmp_path, env, message) -> None:
         model.SegmentAnything(sam_settings(tmp_path, **env))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
-def test_devices_resolve_to_what_exists() -> None:
-    assert checkpoint.resolve_device("auto") == torch.device("cpu")
-    assert checkpoint.resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(LabelzooError, match="sees no CUDA GPU"):
-        checkpoint.resolve_device("cuda:0")
-    with pytest.raises(LabelzooError, match="DEVICE='gpu' is not a torch device"):
-        checkpoint.resolve_device("gpu")
-
-
 def test_label_studio_gets_masks_for_clicks_and_empty_warm_ups_over_http(
     make_client, tmp_path, tiny_type, tiny_checkpoint
 ) -> None:

@@ -131,5 +131,19 @@ class Settings:
         raw = self.option(name)
         return default if raw is None else parse_bool(name, raw)
 
+    def float_option(self, name: str, default: float) -> float:
+        raw = self.option(name)
+        try:
+            return default if raw is None else float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number") from None
+
+    def int_option(self, name: str, default: int) -> int:
+        raw = self.option(name)
+        try:
+            return default if raw is None else int(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not an integer") from None
+
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -1,0 +1,229 @@
+"""spaCy named-entity pre-annotation for ``<Labels>`` on ``<Text>``, with real confidences, that learns.
+
+* The model is ``SPACY_MODEL`` (a package such as ``en_core_web_sm``, or a pipeline folder), or a blank
+  ``SPACY_LANG`` pipeline that learns the config's labels from annotations.
+* Every ``/predict`` batch goes through ``nlp.pipe``; the recognizer runs with beam search, so each span
+  has its marginal probability as ``score`` and each task the probability that its shown spans are
+  exactly right (see ``scoring.py``).
+* Model labels map to config labels through the core (``predicted_values``, value, case-insensitive);
+  model labels the config lacks are never shown.
+* ``fit`` retrains on every annotation the store holds: from the current version when annotations
+  arrive, from the base pipeline on START_TRAINING; a pretrained pipeline rehearses its own predictions
+  for labels the config lacks. A new version is promoted when held-out F1 does not drop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import spacy
+from spacy.language import Language
+from spacy.pipeline import EntityRecognizer
+from spacy.training import Example
+
+from labelzoo import (
+    Backend,
+    FitContext,
+    FitResult,
+    LabelzooError,
+    PredictContext,
+    Prediction,
+    Target,
+    Task,
+    TrainingData,
+)
+from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map
+from labelzoo.media import MediaResolver
+from labelzoo.results import span
+from labelzoo.taskdata import field_value, text_of
+
+from .gold import SpanIssue, collect, reference_doc, spacy_names
+from .pipeline import PIPELINE_DIR, find_ner, load_source, serve_with_beam, source_name, strip_for_saving
+from .scoring import score_text
+from .training import entity_f1, epochs_for, held_out, pseudo_labels, train
+
+BEAM_DENSITY = 0.0001  # drop beam candidates scoring under this fraction of the best (spaCy's beam_density)
+PIPE_BATCH = 64  # texts per nlp.pipe batch
+MIN_HELD_OUT = 3  # fewer held-out texts than this validate nothing: all train, the new version is promoted
+
+
+class SpacyNER(Backend):
+    targets = (Target("Labels", "Text"),)
+    batch_size = 256
+    description = "spaCy named entities for <Labels> on <Text>; beam-search confidences; learns from annotations"
+
+    nlp: Language
+    ner: EntityRecognizer | None  # None until the pipeline has a trained recognizer
+
+    # settings -----------------------------------------------------------------------------------
+    @property
+    def model(self) -> str | None:
+        return self.settings.option("SPACY_MODEL")
+
+    @property
+    def lang(self) -> str:
+        return self.settings.option("SPACY_LANG", "en") or "en"
+
+    def _int_option(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.settings.option(name, str(default)) or str(default)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"{name}={value} must be between {low} and {high}")
+        return value
+
+    # serving ------------------------------------------------------------------------------------
+    def load(self) -> None:
+        self._lock = threading.Lock()  # spaCy pipelines are not safe to run from several threads at once
+        self.nlp = self._pipeline(current=True)
+        beam_width = self._int_option("SPACY_BEAM_WIDTH", 16, 2, 128)
+        self.ner = serve_with_beam(self.nlp, beam_width, BEAM_DENSITY)
+
+    def _pipeline(self, *, current: bool) -> Language:
+        """A freshly loaded standard pipeline: this version's (``current``) or the base one."""
+        if current and self.weights is not None:
+            return spacy.load(self.weights / PIPELINE_DIR)
+        return load_source(self.model, self.lang, self.settings.model_root)
+
+    def base_version(self) -> str:
+        return source_name(self.model, self.lang, self.settings.model_root)
+
+    def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
+        return None if self.ner is None else list(self.ner.labels)
+
+    def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
+        results: list[list[dict[str, Any]]] = [[] for _ in tasks]
+        scores: list[list[float]] = [[] for _ in tasks]
+        errors: list[str | None] = [None] * len(tasks)
+        for obj, controls in self._controls(ctx).items():
+            texts = task_texts(tasks, obj, ctx.media)
+            ready = [i for i, text in enumerate(texts) if isinstance(text, str)]
+            for i, text in enumerate(texts):
+                if isinstance(text, LabelzooError):
+                    errors[i] = text.message
+            with self._lock:
+                docs = list(self.nlp.pipe([texts[i] for i in ready], batch_size=PIPE_BATCH))
+            for i, doc in zip(ready, docs, strict=True):
+                for control, label_of, threshold in controls:
+                    scored = score_text(doc, label_of, threshold)
+                    results[i].extend(
+                        span(control.name, obj.name, text=texts[i], start=s.start, end=s.end, labels=[s.label],
+                             score=s.score)
+                        for s in scored.spans
+                    )
+                    scores[i].append(scored.score)
+        return [
+            Prediction.failed(error) if error else Prediction(result=result, score=min(score) if score else None)
+            for result, score, error in zip(results, scores, errors, strict=True)
+        ]
+
+    def _controls(self, ctx: PredictContext) -> dict[ObjectTag, list[tuple[ControlTag, Any, float]]]:
+        """Per Text object, the controls to fill: label lookup and score threshold of each."""
+        found: dict[ObjectTag, list[tuple[ControlTag, Any, float]]] = defaultdict(list)
+        if self.ner is None:
+            return found
+        for control, obj in ctx.config.pairs("Labels", "Text"):
+            label_map = build_label_map(control, self.ner.labels)
+            if control.model_skip or label_map.is_empty:
+                continue
+            threshold = control.score_threshold
+            found[obj].append((control, label_map.get, ctx.settings.model_score_threshold if threshold is None
+                               else threshold))
+        return found
+
+    # learning -----------------------------------------------------------------------------------
+    def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
+        corpus, problems = collect(data, ctx.media)
+        if not any(text.spans for _, text in corpus):
+            _log(ctx, problems)
+            return FitResult(promote=False, summary="no usable <Labels> spans on <Text> in the annotations")
+        incremental = data.reason != "start_training" and self.ner is not None
+        nlp = self._pipeline(current=incremental)
+        ner_name = find_ner(nlp) or nlp.add_pipe("ner").name
+        known = set(nlp.get_pipe(ner_name).labels)
+        names = spacy_names(data.config, known)
+        labels = {names[key] for _, text in corpus for *_, key in text.spans} | (known & set(names.values()))
+        holdout = self._int_option("SPACY_HOLDOUT", 20, 0, 50)
+        dev_texts = [text for index, text in corpus if held_out(text.task_id, index, holdout)]
+        if len(dev_texts) < MIN_HELD_OUT:
+            dev_texts = []
+        held = {id(text) for text in dev_texts}
+        train_texts = [text for _, text in corpus if id(text) not in held]
+        ctx.report(0.05, f"{len(train_texts)} texts to train on, {len(dev_texts)} held out")
+
+        rehearse = known - labels  # the pipeline's own labels the config does not cover
+        pseudo = pseudo_labels(nlp, ner_name, train_texts, rehearse) if rehearse else [[] for _ in train_texts]
+        examples, dev = [], []
+        for text, extra in zip(train_texts, pseudo, strict=True):
+            reference, issues = reference_doc(nlp, text, names, extra)
+            problems.extend(issues)
+            examples.append(Example(nlp.make_doc(text.text), reference))
+        for text in dev_texts:
+            reference, issues = reference_doc(nlp, text, names)
+            problems.extend(issues)
+            dev.append(reference)
+        _log(ctx, problems)
+        old_f1 = None
+        if dev:
+            current = find_ner(self.nlp) if self.ner is not None else None
+            old_f1 = entity_f1(self.nlp, current, dev, labels) if current else 0.0
+
+        def progress(fraction: float, message: str, **metrics: float) -> None:
+            ctx.report(0.1 + 0.8 * fraction, message, **metrics)
+
+        log = train(nlp, ner_name, examples, dev, labels, epochs=epochs_for(len(examples), incremental),
+                    report=progress, cancelled=ctx.cancelled)
+        if log.cancelled:
+            return FitResult(promote=False, summary="cancelled")
+        skipped = sum(1 for p in problems if isinstance(p, SpanIssue))
+        metrics: dict[str, float] = {
+            "train_texts": len(examples), "held_out_texts": len(dev), "epochs": log.epochs,
+            "skipped_spans": skipped, "rehearsed_labels": len(rehearse),
+        }
+        if log.best_f1 is not None:
+            metrics["f1"] = log.best_f1
+        if old_f1 is not None:
+            metrics["previous_f1"] = old_f1
+        promote = log.best_f1 is None or old_f1 is None or log.best_f1 >= old_f1
+        mode = "incremental update" if incremental else "full retraining"
+        summary = f"{mode} on {len(examples)} texts, {log.epochs} passes"
+        if log.best_f1 is not None:
+            summary += f"; held-out F1 {log.best_f1:.3f} (previous {old_f1:.3f})"
+        if skipped:
+            summary += f"; {skipped} annotated spans skipped (see the job log)"
+        if promote:
+            strip_for_saving(nlp, ner_name)
+            nlp.to_disk(ctx.output_dir / PIPELINE_DIR)
+        ctx.report(1.0, summary, **metrics)
+        return FitResult(promote=promote, metrics=metrics, summary=summary)
+
+
+def _log(ctx: FitContext, problems: Sequence[SpanIssue | str]) -> None:
+    for problem in problems:
+        ctx.logger.warning("%s", problem)
+
+
+def task_texts(tasks: Sequence[Task], obj: ObjectTag, media: MediaResolver) -> list[str | LabelzooError]:
+    """Each task's text for ``obj``, or the error that stops it; texts behind URLs download in parallel."""
+    if (obj.value_type or "").lower() == "url":
+        wanted = []
+        for task in tasks:
+            try:
+                value = field_value(task, obj)
+            except LabelzooError:
+                continue  # reported by text_of below
+            if isinstance(value, str):
+                wanted.append((value, task.id))
+        media.fetch_many(wanted)  # fills the media cache; failures resurface per task below
+    texts: list[str | LabelzooError] = []
+    for task in tasks:
+        try:
+            texts.append(text_of(task, obj, media))
+        except LabelzooError as exc:
+            texts.append(exc)
+    return texts

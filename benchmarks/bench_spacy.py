@@ -1,0 +1,193 @@
+"""spaCy NER: 1,000 texts served over HTTP vs the same pipeline called directly, and vs one call per text.
+
+The pipeline is ``SPACY_MODEL`` when that is set (e.g. ``en_core_web_sm``), else a small English NER
+pipeline trained here on synthetic sentences (no downloads). The server is ``labelzoo serve`` (gunicorn,
+one worker) with that pipeline as its base model; a served run is one ``POST /predict`` carrying 1,000
+tasks, answered with every span, its score and the task scores, as Label Studio receives them.
+
+The direct runs happen in a second process that loads the backend the same way the server does, so both
+sides run in the same kind of process (a process that built the pipeline itself runs it measurably
+faster, which would flatter neither side honestly). Served and direct runs take turns, best of 7, in
+wall time and in CPU time (the server worker's, read from /proc); on a shared machine the CPU ratio is
+the steadier one.
+
+(a) served / direct: ``nlp.pipe`` over the same texts with the pipeline the backend serves (beam-scored
+    NER, same batch size) vs the served run: what HTTP, JSON, label mapping and result building add.
+    Target: at most 1.10.
+(b) one ``nlp(text)`` call per text with that pipeline, as upstream's example backend does per task.
+(c) for reference, the plain greedy recognizer (no confidences) through ``nlp.pipe``: what the beam costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SPACY_FOLDER = REPO / "backends" / "spacy"
+TEXTS = 1000
+REPEATS = 7
+BATCH = 64
+CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Labels name="label" toName="text">
+    <Label value="Person" predicted_values="PERSON"/><Label value="Place" predicted_values="GPE, LOC"/>
+    <Label value="Organisation" predicted_values="ORG"/>
+  </Labels>
+</View>"""
+
+
+def bench_texts() -> list[str]:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.backends.spacy_support import sentences
+
+    return [s.text for s in sentences(TEXTS, seed=11)]
+
+
+def direct_worker() -> None:
+    """The direct side, in its own process: load the backend like the server does, then run what stdin
+    asks (``pipe``, ``one_by_one``, ``greedy``) and print its wall and CPU seconds as JSON."""
+    import spacy
+
+    from labelzoo import Settings
+    from labelzoo.registry import load_backend
+
+    texts = bench_texts()
+    backend = load_backend(str(SPACY_FOLDER)).cls(Settings.from_env())
+    backend.load()
+    from labelzoo_backends.spacy.pipeline import find_ner, needed_components
+
+    greedy = spacy.load(os.environ["SPACY_MODEL"])
+    ner = find_ner(greedy)
+    greedy.select_pipes(enable=[*needed_components(greedy, ner), ner])
+    runs: dict[str, Callable[[], object]] = {
+        "pipe": lambda: list(backend.nlp.pipe(texts, batch_size=BATCH)),
+        "one_by_one": lambda: [backend.nlp(text) for text in texts],
+        "greedy": lambda: list(greedy.pipe(texts, batch_size=BATCH)),
+    }
+    runs["pipe"]()  # warm-up, as the server's first request is
+    print(json.dumps({"ready": backend.base_version()}), flush=True)
+    for line in sys.stdin:
+        cpu, started = time.process_time(), time.perf_counter()
+        runs[line.strip()]()
+        print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu}), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from Linux /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``labelzoo serve`` on ``port``, ready; with the pid of its gunicorn worker, which predicts."""
+    cmd = [sys.executable, "-m", "labelzoo.cli", "serve", str(SPACY_FOLDER), "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1"]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text(errors='replace')}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json().get("ready"):
+                worker = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0]
+                return server, int(worker)
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    server.terminate()
+    raise TimeoutError(f"server not ready:\n{log.read_text(errors='replace')}")
+
+
+class Direct:
+    """The direct-side process."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        code = "from benchmarks.bench_spacy import direct_worker; direct_worker()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.version = self._read()["ready"]
+
+    def _read(self) -> dict[str, float | str]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the direct-side process exited with {self.proc.wait()}")
+        return json.loads(line)
+
+    def run(self, what: str) -> tuple[float, float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(what + "\n")
+        self.proc.stdin.flush()
+        answer = self._read()
+        return float(answer["wall"]), float(answer["cpu"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def main() -> None:
+    texts = bench_texts()
+    from tests.backends.spacy_support import train_pipeline
+
+    with tempfile.TemporaryDirectory(prefix="bench-spacy-") as tmp:
+        model = os.environ.get("SPACY_MODEL") or str(train_pipeline(Path(tmp) / "synthetic_ner"))
+        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "SPACY_MODEL": model, "MODEL_DIR": f"{tmp}/models", "MEDIA_CACHE_DIR": f"{tmp}/cache",
+               "TRAIN_AFTER_ANNOTATIONS": "0", "LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath}
+        port = free_port()
+        server, worker = start_server(env, port, Path(tmp) / "server.log")
+        direct = Direct(env)
+        try:
+            url = f"http://127.0.0.1:{port}/predict"
+            body = {"tasks": [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)],
+                    "project": "1.1718900000", "label_config": CONFIG, "params": {}}
+            answer = requests.post(url, json=body, timeout=300).json()  # warm-up
+            spans = sum(len(r["result"]) for r in answer["results"])
+            served: list[tuple[float, float]] = []
+            piped: list[tuple[float, float]] = []
+            for _ in range(REPEATS):
+                cpu, started = cpu_seconds(worker), time.perf_counter()
+                requests.post(url, json=body, timeout=300).raise_for_status()
+                served.append((time.perf_counter() - started, cpu_seconds(worker) - cpu))
+                piped.append(direct.run("pipe"))
+            one_by_one = min(direct.run("one_by_one") for _ in range(3))
+            greedy = min(direct.run("greedy") for _ in range(3))
+        finally:
+            direct.close()
+            server.terminate()
+            server.wait(30)
+
+    (s_wall, _), (d_wall, _) = min(served), min(piped)
+    s_cpu, d_cpu = min(cpu for _, cpu in served), min(cpu for _, cpu in piped)
+    print(f"pipeline: {direct.version}, {TEXTS} texts of {sum(map(len, texts)) / TEXTS:.0f} characters")
+    print(f"  served   POST /predict, {TEXTS} tasks, {spans} spans: {s_wall:.2f} s wall, {s_cpu:.2f} s CPU")
+    print(f"  direct   nlp.pipe, same pipeline:              {d_wall:.2f} s wall, {d_cpu:.2f} s CPU")
+    print(f"  served/direct = {s_wall / d_wall:.2f} wall, {s_cpu / d_cpu:.2f} CPU (target <= 1.10)")
+    print(f"  upstream one nlp() call per text:              {one_by_one[0]:.2f} s wall   "
+          f"upstream/served = {one_by_one[0] / s_wall:.2f}x")
+    print(f"  greedy   nlp.pipe, no confidences:             {greedy[0]:.2f} s wall   "
+          f"beam/greedy = {d_wall / greedy[0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -55,8 +55,10 @@ lint: install
 bench: install
 	$(BIN)/python -m benchmarks
 
-up-yolo up-spacy up-whisper up-sam:
-	docker compose -f compose/$(@:up-%=%).yml up --build
+# Quickstarts: Label Studio + the backend + a one-shot step that creates a demo project and connects them.
+up-sam: export BOOTSTRAP_FLAGS := --interactive
+up-yolo up-spacy up-whisper up-sam: up-%:
+	BACKEND=$* docker compose -f compose/label-studio.yml -f compose/$*.yml up --build
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) .pytest_cache .ruff_cache build *.egg-info

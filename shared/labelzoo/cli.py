@@ -1,4 +1,4 @@
-"""``labelzoo`` command line: serve a backend, list backends, scaffold a new one, run training workers."""
+"""``labelzoo`` command line: serve a backend, list backends, scaffold a new one, run workers, bulk-predict."""
 
 from __future__ import annotations
 
@@ -61,14 +61,49 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from labelzoo.bulk.rq import QUEUE_NAME as BULK_QUEUE
     from labelzoo.registry import find_folder
     from labelzoo.training import run_rq_worker
+    from labelzoo.training.rq_queue import QUEUE_NAME as TRAINING_QUEUE
 
     settings = Settings.from_env()
     if not settings.redis_url:
-        raise LabelzooError("set REDIS_URL to the Redis server the labelzoo servers queue training jobs on")
+        raise LabelzooError("set REDIS_URL to the Redis server the labelzoo servers queue training and bulk jobs on")
     find_folder(args.backend)  # fail early on a typo; the job names its backend folder itself
-    run_rq_worker(settings, burst=args.burst)
+    queues = {"training": (TRAINING_QUEUE,), "bulk": (BULK_QUEUE,)}.get(args.queue, (TRAINING_QUEUE, BULK_QUEUE))
+    run_rq_worker(settings, burst=args.burst, queues=queues)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from labelzoo.bulk.command import run
+
+    return run(args)
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    from labelzoo.media import LabelStudioClient
+    from labelzoo.quickstart import bootstrap, pick_label_config, wait_until_up
+    from labelzoo.registry import find_folder
+
+    settings = Settings.from_env()
+    if not settings.media.label_studio_url or not settings.media.api_key:
+        raise LabelzooError("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY for the bootstrap step")
+    folder = find_folder(args.backend)  # only its example configs are read: no model code is imported
+    config_path = Path(args.label_config) if args.label_config else pick_label_config(folder)
+    wait_until_up(settings.media.label_studio_url + "/health", timeout=args.timeout)
+    wait_until_up(args.backend_url.rstrip("/") + "/health", timeout=args.timeout)
+    demo = bootstrap(
+        LabelStudioClient.from_settings(settings.media),
+        backend_url=args.backend_url,
+        backend_name=folder.name,
+        label_config=config_path.read_text(),
+        interactive=args.interactive,
+        public_url=args.public_url or settings.media.label_studio_url,
+    )
+    login = f" and log in as {args.username}" if args.username else ""
+    print(f"labelzoo {folder.name} is connected to project {demo.project_id} (model version {demo.model_version}).\n"
+          f"Open {demo.url}{login}.")
     return 0
 
 
@@ -91,10 +126,41 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("directory")
     new.set_defaults(func=_new)
 
-    worker = sub.add_parser("worker", help="run training jobs from the Redis queue (needs REDIS_URL)")
-    worker.add_argument("backend", help="the backend the queue's jobs train")
+    worker = sub.add_parser("worker", help="run training and bulk-prediction jobs from Redis (needs REDIS_URL)")
+    worker.add_argument("backend", help="the backend the queue's jobs train or predict with")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--queue", choices=("all", "training", "bulk"), default="all",
+                        help="which jobs to take: training, bulk-prediction chunks, or both (default)")
     worker.set_defaults(func=_worker)
+
+    predict = sub.add_parser("predict", help="pre-annotate many tasks: a task file or media folder (offline), or "
+                             "a Label Studio project (posted through its API)")
+    predict.add_argument("backend", help="a backend name (template, yolo, …) or a backend folder")
+    predict.add_argument("--tasks", type=Path, help="offline: a JSON task file, or a folder of media files")
+    predict.add_argument("--out", type=Path, help="offline: the predictions file to write (Label Studio import format)")
+    predict.add_argument("--label-config", type=Path,
+                         help="offline: the label config XML file (default: the backend folder's label_config.xml)")
+    predict.add_argument("--data-prefix", help="offline, media folder: write each file's task data as PREFIX + its "
+                         "path relative to the folder, e.g. '/data/local-files/?d=photos/' (default: absolute paths)")
+    predict.add_argument("--project", help="the Label Studio project id; offline, it picks the project's trained "
+                         "model version from MODEL_DIR (default: the base model)")
+    predict.add_argument("--label-studio-url", help="Label Studio's URL (default: $LABEL_STUDIO_URL)")
+    predict.add_argument("--api-key", help="a Personal Access Token (default: $LABEL_STUDIO_API_KEY, which other "
+                         "users of the machine cannot see in the process list)")
+    predict.add_argument("--chunk-size", type=int, help="tasks per chunk (default: $BULK_CHUNK_SIZE or 256)")
+    predict.add_argument("--rate-limit", type=float,
+                         help="Label Studio requests per second (default: $BULK_RATE_LIMIT or 10; 0: no limit)")
+    predict.set_defaults(func=_predict)
+
+    boot = sub.add_parser("bootstrap", help="create a demo project in Label Studio and connect a backend to it")
+    boot.add_argument("backend", help="the backend's name or folder (for its example label config)")
+    boot.add_argument("--backend-url", required=True, help="the backend as Label Studio reaches it")
+    boot.add_argument("--public-url", help="Label Studio's URL as the user opens it (default LABEL_STUDIO_URL)")
+    boot.add_argument("--label-config", help="label config file (default: the backend's demo config)")
+    boot.add_argument("--username", help="the login to print")
+    boot.add_argument("--interactive", action="store_true", help="use the backend for smart tools (SAM)")
+    boot.add_argument("--timeout", type=float, default=300, help="seconds to wait for both services")
+    boot.set_defaults(func=_bootstrap)
     return parser
 
 

@@ -36,3 +36,22 @@ def fetch_annotations(client: LabelStudioClient, project: str) -> list[Annotatio
         f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "false"}
     )
     return records_from_export(tasks, where="the Label Studio export")
+
+
+def rename_backends_titled(client: LabelStudioClient, project: str, old_version: str, new_version: str) -> int:
+    """Rename the project's ML backends titled ``old_version`` to ``new_version``; returns how many.
+
+    Label Studio's "Prediction score" column and uncertainty sampling only count predictions whose
+    ``model_version`` equals the project's model-version setting, which is a backend's *title* while a
+    live backend is selected (protocol §6). Naming the backend after the model version (as ``labelzoo
+    bootstrap`` does) makes them match; renaming it after each promotion keeps them matching, and Label
+    Studio renames the project's setting along with the backend. Backends with other titles are left alone.
+    """
+    renamed = 0
+    for backend in client.get_json("/api/ml/", params={"project": project}):
+        if backend.get("title") == old_version:
+            # Label Studio's PATCH needs url and project too (it answers 500 without them)
+            client.request("PATCH", f"/api/ml/{backend['id']}",
+                           json={"title": new_version, "url": backend["url"], "project": int(project)})
+            renamed += 1
+    return renamed

@@ -32,7 +32,7 @@ from labelzoo.settings import Settings
 from labelzoo.training.annotations import AnnotationStore
 from labelzoo.training.db import Database
 from labelzoo.training.jobs import JobRecord, JobStore
-from labelzoo.training.labelstudio import client_from_settings, fetch_annotations
+from labelzoo.training.labelstudio import client_from_settings, fetch_annotations, rename_backends_titled
 from labelzoo.training.procs import process_token, token_alive
 from labelzoo.training.supervisor import JobLog, Outcome, Reporter, supervise
 from labelzoo.training.versions import VersionRecord, VersionStore, fingerprint, version_name
@@ -263,12 +263,28 @@ class Runner:
             )
             if promoted is not None:
                 joblog(message)
+                self._rename_label_studio_backends(job.project, job.parent_version, job.candidate, joblog)
         elif outcome.status == "succeeded":
             self._end(job, "succeeded", "succeeded, not promoted: "
                       + (outcome.summary or "the backend chose to keep the current version"), metrics=metrics)
         else:
             self._end(job, outcome.status, outcome.message, error=outcome.error, metrics=metrics)
         self._clean(job)
+
+    def _rename_label_studio_backends(self, project: str, old: str, new: str, joblog: JobLog) -> None:
+        """Keep a backend titled after the model version titled after it (see ``rename_backends_titled``)."""
+        client = client_from_settings(self.settings)
+        if client is None:
+            return
+        try:
+            renamed = rename_backends_titled(client, project, old, new)
+        except Exception as exc:  # the version is promoted either way; this only keeps Label Studio's view in step
+            joblog(f"could not rename the Label Studio backend titled {old!r} ({exc})", logging.WARNING)
+        else:
+            if renamed:
+                joblog(f"renamed {renamed} Label Studio backend(s) from {old!r} to {new!r}")
+        finally:
+            client.close()
 
     def _end(
         self, job: JobRecord, status: str, message: str, *, error: str | None = None,

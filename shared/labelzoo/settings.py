@@ -66,6 +66,7 @@ class Settings:
     bulk_chunk_size: int = 256  # BULK_CHUNK_SIZE: tasks per bulk chunk (one fetch, one post, one RQ job)
     bulk_rate_limit: float = 10.0  # BULK_RATE_LIMIT: Label Studio API requests per second of a bulk job (0: no limit)
     bulk_retries: int = 5  # BULK_RETRIES: retries of a Label Studio call after a 429, a 5xx or a lost connection
+    bulk_parallel: int = 2  # BULK_PARALLEL: chunks a bulk job handles at once per process (I/O overlaps predicting)
     media: MediaSettings = field(default_factory=MediaSettings)
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -113,6 +114,7 @@ class Settings:
             bulk_chunk_size=max(1, integer("BULK_CHUNK_SIZE", 256)),
             bulk_rate_limit=max(0.0, number("BULK_RATE_LIMIT", 10.0)),
             bulk_retries=max(0, integer("BULK_RETRIES", 5)),
+            bulk_parallel=max(1, integer("BULK_PARALLEL", 2)),
             media=MediaSettings.from_env(env),
             env=env,
         )

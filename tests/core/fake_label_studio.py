@@ -75,11 +75,15 @@ class RecordingServer:
         self.requests: list[RecordedRequest] = []
         self.delays: dict[str, float] = {}  # path → seconds to wait before answering
         self.fail_next: dict[str, list[int]] = {}  # path → statuses to answer first (e.g. [503])
+        # path → statuses to answer after the request was handled (its effect stays: a reply lost on the way)
+        self.fail_after: dict[str, list[int]] = {}
+        self.retry_after: str | None = None  # Retry-After header of the injected statuses, if set
         self._log_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.app.before_request(self._before)
+        self.app.after_request(self._after)
 
     # lifecycle
     def start(self: _S) -> _S:
@@ -139,8 +143,20 @@ class RecordingServer:
         if delay:
             self._stopping.wait(delay)
         if status is not None:
-            return Response(f"injected {status}", status=status)
+            return self._injected(status)
         return None
+
+    def _after(self, response: Response) -> Response:
+        with self._log_lock:
+            pending = self.fail_after.get(request.path)
+            status = pending.pop(0) if pending else None
+        return response if status is None else self._injected(status)
+
+    def _injected(self, status: int) -> Response:
+        response = Response(f"injected {status}", status=status)
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = self.retry_after
+        return response
 
     @staticmethod
     def _file_response(data: bytes, chunked: bool) -> Response:
@@ -186,6 +202,11 @@ class FakeLabelStudio(RecordingServer):
       Location, answered 303) and ``cloud_files`` (cloud URI → bytes, streamed) at
       ``/tasks/<id>/presign/?fileuri=<base64url>``. Paths in ``chunked`` are sent without
       Content-Length.
+    * Projects and their tasks: ``projects`` (dicts with ``id`` and ``label_config``) at
+      ``/api/projects/`` and ``/api/projects/<id>``; ``tasks`` (id → task, see :meth:`add_tasks`) in the
+      Data Manager's list ``/api/tasks/?project=&page=&page_size=&fields=all&query=`` (``selectedItems``
+      honoured, 404 past the last page); ``POST /api/projects/<id>/import/predictions`` stores
+      predictions on the tasks (400 for a task id not in the project); ``/api/predictions/?project=``.
     """
 
     def __init__(
@@ -214,6 +235,8 @@ class FakeLabelStudio(RecordingServer):
         self.cloud_files: dict[str, bytes] = {}
         self.chunked: set[str] = set()
         self.projects: list[dict[str, Any]] = []
+        self.tasks: dict[int, dict[str, Any]] = {}
+        self._next_ids = {"task": 1, "prediction": 1}
         self.user = {"id": 1, "email": "ml@example.com", "username": "ml"}
         self._access_tokens: set[str] = set()
         p = self.prefix
@@ -221,6 +244,10 @@ class FakeLabelStudio(RecordingServer):
             ("/api/token/refresh/", self._refresh, ["POST"]),
             ("/api/current-user/whoami", self._whoami, ["GET"]),
             ("/api/projects/", self._projects, ["GET"]),
+            ("/api/projects/<int:project_id>", self._project, ["GET"]),
+            ("/api/projects/<int:project_id>/import/predictions", self._import_predictions, ["POST"]),
+            ("/api/tasks/", self._task_list, ["GET"]),
+            ("/api/predictions/", self._predictions, ["GET"]),
             ("/data/upload/<path:name>", self._upload, ["GET"]),
             ("/data/local-files/", self._local_files, ["GET"]),
             ("/tasks/<int:task_id>/presign/", self._presign, ["GET"]),
@@ -239,6 +266,25 @@ class FakeLabelStudio(RecordingServer):
         stored = f"{uuid.uuid4().hex[:8]}-{name}"
         self.uploads[f"{project_id}/{stored}"] = data
         return f"{self.prefix}/data/upload/{project_id}/{stored}"
+
+    def add_project(self, project_id: int, label_config: str) -> None:
+        self.projects.append({"id": project_id, "title": f"project {project_id}", "label_config": label_config})
+
+    def add_tasks(self, project_id: int, datas: list[dict[str, Any]]) -> list[int]:
+        """Create tasks with these data objects; returns their ids."""
+        ids = []
+        with self._log_lock:
+            for data in datas:
+                task_id = self._next_ids["task"]
+                self._next_ids["task"] += 1
+                self.tasks[task_id] = {"id": task_id, "project": project_id, "data": data, "annotations": [],
+                                       "predictions": [], "meta": {}}
+                ids.append(task_id)
+        return ids
+
+    def predictions_of(self, project_id: int) -> list[dict[str, Any]]:
+        with self._log_lock:
+            return [p for t in self.tasks.values() if t["project"] == project_id for p in t["predictions"]]
 
     def revoke_access_tokens(self) -> None:
         self._access_tokens.clear()
@@ -290,6 +336,57 @@ class FakeLabelStudio(RecordingServer):
             previous=None,
             results=self.projects[start : start + size],
         )
+
+    def _project(self, project_id: int) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        found = next((p for p in self.projects if p["id"] == project_id), None)
+        return jsonify(found) if found else (jsonify(detail="Not found."), 404)
+
+    def _task_list(self) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        project = int(request.args.get("project", 0))
+        page = int(request.args.get("page", 1))
+        size = int(request.args.get("page_size", 100))
+        query = json.loads(request.args.get("query", "{}"))
+        selected = query.get("selectedItems", {"all": True})
+        with self._log_lock:
+            tasks = [t for _, t in sorted(self.tasks.items()) if t["project"] == project]
+            if not selected.get("all", True):
+                included = set(selected.get("included", []))
+                tasks = [t for t in tasks if t["id"] in included]
+            start = (page - 1) * size
+            if page > 1 and start >= len(tasks):
+                return jsonify(detail="Invalid page."), 404
+            chosen = [json.loads(json.dumps(t)) for t in tasks[start:start + size]]
+        if request.args.get("fields") != "all":
+            for task in chosen:
+                del task["annotations"], task["predictions"]
+        return jsonify(tasks=chosen, total=len(tasks), total_annotations=0, total_predictions=0)
+
+    def _import_predictions(self, project_id: int) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        items = request.get_json()
+        with self._log_lock:
+            for item in items:
+                task = self.tasks.get(item.get("task"))
+                if task is None or task["project"] != project_id:
+                    return jsonify(detail="Validation error", validation_errors={"non_field_errors": [
+                        f"{item} contains invalid \"task\" field"]}), 400
+            for item in items:
+                prediction = {"id": self._next_ids["prediction"], "task": item["task"], "project": project_id,
+                              "result": item.get("result"), "score": item.get("score"),
+                              "model_version": item.get("model_version", "undefined")}
+                self._next_ids["prediction"] += 1
+                self.tasks[item["task"]]["predictions"].append(prediction)
+        return jsonify(created=len(items)), 201
+
+    def _predictions(self) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        return jsonify(self.predictions_of(int(request.args.get("project", 0))))
 
     def _upload(self, name: str) -> Any:
         if not self._authenticated():

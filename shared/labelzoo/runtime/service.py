@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from labelzoo.backend import PredictContext
+from labelzoo.backend import Backend, PredictContext
+from labelzoo.bulk.deadline import predict_in_time
+from labelzoo.bulk.service import BulkService
 from labelzoo.errors import BadRequest, LabelConfigError, TaskError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map, parse_label_config_cached
 from labelzoo.media import MediaResolver
@@ -46,16 +49,19 @@ class Runtime:
         self.media = MediaResolver(settings.media)
         self.params = ProjectParams(settings.model_dir / "projects.sqlite3")
         self.training = TrainingService(settings, spec, base_version=self.models.base.base_version)
+        self.bulk = BulkService(self)
         self.label_studio: dict[str, Any] = {"configured": bool(settings.media.label_studio_url)}
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         self.training.recover()
         self.models.start()
+        self.bulk.recover()
         if self.media.client is not None:
             threading.Thread(target=self._check_label_studio, name="labelzoo-ls-check", daemon=True).start()
 
     def close(self) -> None:
+        self.bulk.close()
         self.training.close()
 
     def _check_label_studio(self) -> None:
@@ -146,21 +152,37 @@ class Runtime:
         stored = self.training.record_tasks(body.get("project"), body.get("annotations"), label_config)
         return {"status": "ok", "stored": stored, "job": self.training.start_training(body.get("project"))}
 
-    def predict(self, req: PredictRequest) -> list[dict[str, Any]]:
-        config = parse_label_config_cached(req.label_config)
+    def context(
+        self, project: str | None, label_config: str, *, version: str | None = None,
+        prompt: dict[str, Any] | None = None, wait: float = LOAD_WAIT_SECONDS,
+    ) -> tuple[Backend, PredictContext]:
+        """The loaded model and the context to predict a project's tasks with.
+
+        ``version`` defaults to the project's current one; without a project (offline runs), the base model.
+        """
+        config = parse_label_config_cached(label_config)
         self.assignments(config)
-        version = self.training.current_version(req.project)
-        backend = self.models.get(version, self.training.version_dir(req.project, version), wait=LOAD_WAIT_SECONDS)
+        if version is None:
+            version = self.training.current_version(project) if project else self.training.base_version()
+        weights = self.training.version_dir(project, version) if project else None
+        backend = self.models.get(version, weights, wait=wait)
         ctx = PredictContext(
-            project=req.project,
+            project=project or "",
             config=config,
             media=self.media,
             settings=self.settings,
             model_version=version,
-            params=self.params.get(req.project),
-            prompt=req.context,
+            params=self.params.get(project) if project else {},
+            prompt=prompt,
         )
-        items = [to_json(p, version) for p in run_backend(backend, req.tasks, ctx)]
-        if req.interactive and "result" not in items[0]:
+        return backend, ctx
+
+    def predict(self, req: PredictRequest) -> list[dict[str, Any]]:
+        started = time.monotonic()  # PREDICT_DEADLINE counts from here, model loading included
+        backend, ctx = self.context(req.project, req.label_config, prompt=req.context)
+        if not req.interactive:
+            return predict_in_time(self.bulk, backend, req.tasks, ctx, label_config=req.label_config, started=started)
+        items = [to_json(p, ctx.model_version) for p in run_backend(backend, req.tasks, ctx)]
+        if "result" not in items[0]:
             raise TaskError(items[0]["error"])  # the editor shows results[0].result only (P4)
         return items

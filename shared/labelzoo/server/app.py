@@ -3,7 +3,8 @@
 Routes (see docs/protocol.md): ``GET /`` and ``/health`` (liveness, with readiness inside), ``GET /ready``
 (503 until the model is loaded), ``POST /setup``, ``POST /predict``, ``POST /webhook``, legacy
 ``POST /train``, ``GET /versions``, ``GET /jobs``, ``GET /jobs/<id>``, ``POST /jobs/<id>/cancel``,
-``GET /metrics``. Every error is a JSON body ``{"error": code, "message": text}`` with a 4xx/5xx status.
+``POST /bulk``, ``GET /bulk``, ``GET /bulk/<id>``, ``POST /bulk/<id>/cancel`` (bulk pre-annotation, see
+docs/bulk.md), ``GET /metrics``. Every error is a JSON body ``{"error": code, "message": text}`` with a 4xx/5xx status.
 """
 
 from __future__ import annotations
@@ -135,6 +136,24 @@ def create_app(runtime: Runtime) -> Flask:
     @app.post("/jobs/<job_id>/cancel")
     def cancel_job(job_id: str) -> Response:
         return jsonify(runtime.training.cancel(job_id))
+
+    @app.post("/bulk")
+    def bulk_start() -> tuple[Response, int]:
+        body = require_object(_json_body())
+        job, created = runtime.bulk.start(body.get("project"))
+        return jsonify(job), 201 if created else 200
+
+    @app.get("/bulk")
+    def bulk_jobs() -> Response:
+        return jsonify({"jobs": runtime.bulk.jobs(request.args.get("project"))})
+
+    @app.get("/bulk/<job_id>")
+    def bulk_job(job_id: str) -> Response:
+        return jsonify(runtime.bulk.job(job_id))
+
+    @app.post("/bulk/<job_id>/cancel")
+    def bulk_cancel(job_id: str) -> Response:
+        return jsonify(runtime.bulk.cancel(job_id))
 
     @app.get("/metrics")
     def prometheus() -> Response:

@@ -15,6 +15,7 @@ Jobs run in a child process of a server process, or on RQ workers when ``REDIS_U
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from labelzoo.training.events import AnnotationRecord, Event, parse_event, project_key
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
     from labelzoo.settings import Settings
 
 
-def run_rq_worker(settings: Settings, burst: bool = False) -> bool:
-    """Run an RQ training worker (``labelzoo worker``); Redis and RQ are imported only when called."""
+def run_rq_worker(settings: Settings, burst: bool = False, queues: Sequence[str] | None = None) -> bool:
+    """Run an RQ worker (``labelzoo worker``) on ``queues`` (default: training's); Redis and RQ are imported
+    only when called."""
+    from labelzoo.training.rq_queue import QUEUE_NAME
     from labelzoo.training.rq_queue import run_rq_worker as run
 
-    return run(settings, burst=burst)
+    return run(settings, burst=burst, queues=queues or (QUEUE_NAME,))
 
 
 __all__ = [

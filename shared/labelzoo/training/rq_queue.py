@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -121,9 +121,14 @@ class _RQReporter(Reporter):
         return bool(self.job.connection.exists(CANCEL_KEY.format(self.job.id)))
 
 
+def worker_settings() -> Settings:
+    """The settings of the ``labelzoo worker`` running the current RQ job (or the environment's)."""
+    return _worker_settings or Settings.from_env()
+
+
 def rq_train(job_id: str, project: str, backend_name: str, backend_path: str) -> dict[str, Any]:
     """The RQ job: train the prepared job with this worker's settings and return its outcome."""
-    settings = _worker_settings or Settings.from_env()
+    settings = worker_settings()
     job = get_current_job()
     if job is None:
         raise RuntimeError("rq_train runs inside an RQ worker")
@@ -135,12 +140,12 @@ def rq_train(job_id: str, project: str, backend_name: str, backend_path: str) ->
     return outcome.to_json()
 
 
-def run_rq_worker(settings: Settings, burst: bool = False) -> bool:
-    """Run an RQ worker on the ``labelzoo-training`` queue (``labelzoo worker``); True if it did work."""
+def run_rq_worker(settings: Settings, burst: bool = False, queues: Sequence[str] = (QUEUE_NAME,)) -> bool:
+    """Run an RQ worker (``labelzoo worker``) on ``queues``, training's by default; True if it did work."""
     global _worker_settings
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: there is no queue to take training jobs from")
     _worker_settings = settings
     redis = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(QUEUE_NAME, connection=redis)], connection=redis)
+    worker = Worker([Queue(name, connection=redis) for name in queues], connection=redis)
     return worker.work(burst=burst, logging_level=settings.log_level)

@@ -1,0 +1,341 @@
+""":class:`BulkService`: start, run, resume and report bulk jobs for one runtime.
+
+A *project* job predicts every task of a Label Studio project that lacks a prediction of the model
+version current when the job starts, and posts the predictions through Label Studio's API. It runs in a
+thread of the server process (``POST /bulk``), in the foreground of ``labelzoo predict``, or chunk by
+chunk on RQ workers when ``REDIS_URL`` is set. A *tasks* job is a ``/predict`` batch handed off at its
+deadline (:mod:`labelzoo.bulk.deadline`): the server thread that computes it posts what comes after.
+
+Label Studio is the journal: a job reads the tasks right before predicting them and skips those that
+already hold a prediction of the version, so a job resumed after a crash, or started twice, never
+doubles a prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from labelzoo.backend import Task
+from labelzoo.bulk.chunks import ChunkReport, PredictFn, post_items, run_chunk
+from labelzoo.bulk.lsapi import BulkApi
+from labelzoo.bulk.store import BulkJob, BulkStore, Chunk, ChunkCounts, job_json
+from labelzoo.errors import BadRequest, LabelzooError, NotFound
+from labelzoo.labelconfig import parse_label_config_cached
+from labelzoo.runtime.predictor import run_backend, to_json
+from labelzoo.training import client_from_settings, project_key
+from labelzoo.training.procs import process_token
+
+if TYPE_CHECKING:
+    from labelzoo.bulk.rq import BulkDispatcher
+    from labelzoo.runtime.service import Runtime
+
+log = logging.getLogger("labelzoo.bulk")
+
+JOB_LOAD_WAIT = 600.0  # a job may wait this long for its model version to load
+POLL_SECONDS = 0.5  # how often an RQ job's chunks are checked
+STOP_WAIT = 10.0  # how long close() waits for job threads to reach a chunk boundary
+NO_CREDENTIALS = (
+    "bulk jobs post predictions through Label Studio's API: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
+    "(a Personal Access Token) on the backend"
+)
+
+Outcome = Literal["done", "stopped", "cancelled"]
+
+
+class JobObserver(Protocol):
+    """What ``labelzoo predict`` shows while its job runs."""
+
+    def listing(self, seen: int, total: int) -> None: ...
+
+    def planned(self, total: int, project_tasks: int | None) -> None: ...
+
+    def chunk_done(self, report: ChunkReport) -> None: ...
+
+
+class BulkService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.store = BulkStore(self.settings.model_dir.resolve())
+        client = client_from_settings(self.settings)
+        self.api = None if client is None else BulkApi(
+            client, rate_limit=self.settings.bulk_rate_limit, retries=self.settings.bulk_retries)
+        self._dispatcher: BulkDispatcher | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # API of the server and the CLI -----------------------------------------------------------
+    def start(self, project: Any) -> tuple[dict[str, Any], bool]:
+        """``POST /bulk``: a project job in the background; the running one if there is one (False)."""
+        key = project_key(project)
+        self._require_api()
+        for job in self.store.list(key):
+            if job.kind == "project" and job.status in ("queued", "running"):
+                return self.job(job.id), False
+        executor = "rq" if self.settings.redis_url else "thread"
+        job = self.store.create(key, "project", executor, self.runtime.training.current_version(key),
+                                runner=process_token())
+        self._spawn(job.id)
+        return self.job(job.id), True
+
+    def run_here(self, project: Any, observer: JobObserver | None = None,
+                 stop: threading.Event | None = None) -> dict[str, Any]:
+        """``labelzoo predict --project``: a project job in this process, until it ends or ``stop`` is set."""
+        key = project_key(project)
+        self._require_api()
+        self.reap()
+        job = self.store.create(key, "project", "cli", self.runtime.training.current_version(key),
+                                runner=process_token())
+        if stop is not None:
+            self._stop = stop
+        self._run(job.id, observer)
+        return self.job(job.id)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFound(f"no bulk job {job_id!r}")
+        return job_json(job, self.store.counts(job_id), self.store.chunk_errors(job_id))
+
+    def jobs(self, project: Any = None) -> list[dict[str, Any]]:
+        key = None if project is None else project_key(project)
+        return [job_json(j, self.store.counts(j.id), self.store.chunk_errors(j.id)) for j in self.store.list(key)]
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        if self.store.cancel(job_id) is None:
+            raise NotFound(f"no bulk job {job_id!r}")
+        return self.job(job_id)
+
+    # lifecycle ---------------------------------------------------------------------------------
+    def reap(self) -> None:
+        """End the jobs of ``labelzoo predict`` processes that died, releasing their tasks."""
+        for job in self.store.orphans():
+            if job.executor == "cli" and job.status == "running":
+                self.store.finish(job.id, "interrupted",
+                                  "the labelzoo predict process stopped; run it again to go on where it stopped")
+
+    def recover(self) -> None:
+        """At server start: resume queued jobs and those whose server process died."""
+        self.reap()
+        for job in self.store.orphans():
+            if job.executor == "cli":
+                continue
+            previous = job.runner if job.status == "running" else None
+            if self.store.take(job.id, process_token(), previous=previous):
+                log.info("resuming bulk job %s (project %s)", job.id, job.project)
+                self._spawn(job.id)
+
+    def close(self) -> None:
+        """Stop job threads at their next chunk boundary; their jobs are resumed by the next server."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(STOP_WAIT)
+        self.store.close()
+
+    # the /predict hand-off -------------------------------------------------------------------------
+    def hand_off(self, project: str, version: str, label_config: str,
+                 chunks: Sequence[Sequence[int]]) -> Handoff | None:
+        """A running *tasks* job for predictions computed after a /predict deadline; None without Label Studio."""
+        if self.api is None:
+            return None
+        job = self.store.create(project, "tasks", "thread", version, label_config=label_config,
+                                runner=process_token())
+        planned = self.store.plan(job.id, project, chunks)
+        job = self.store.get(job.id) or job
+        return Handoff(self, self.api, job, {c.seq: c for c in planned})
+
+    def claimed(self, project: str, task_ids: Sequence[int]) -> dict[int, str]:
+        return self.store.claimed(project, task_ids)
+
+    # running a job -----------------------------------------------------------------------------
+    def _require_api(self) -> BulkApi:
+        if self.api is None:
+            raise BadRequest(NO_CREDENTIALS)
+        return self.api
+
+    def _spawn(self, job_id: str) -> None:
+        thread = threading.Thread(target=self._run, args=(job_id,), name=f"labelzoo-bulk-{job_id}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _run(self, job_id: str, observer: JobObserver | None = None) -> None:
+        job = self.store.get(job_id)
+        assert job is not None
+        try:
+            if not job.planned:
+                self._plan(job, None if observer is None else observer.listing)
+            job = self.store.get(job_id)
+            assert job is not None
+            if observer is not None:
+                observer.planned(job.total, job.project_tasks)
+            outcome = self._run_rq(job) if job.executor == "rq" else self._run_local(job, observer)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, LabelzooError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, LabelzooError):
+                log.exception("bulk job %s failed", job_id)
+            self.store.finish(job_id, "failed", f"failed: {message}; starting the job again goes on where it "
+                              "stopped", error=message)
+            return
+        if outcome == "cancelled":
+            self.store.finish(job_id, "cancelled", "cancelled")
+        elif outcome == "stopped" and job.executor == "cli":
+            self.store.finish(job_id, "interrupted", "interrupted; run the command again to go on where it stopped")
+        elif outcome == "stopped":
+            self.store.requeue(job_id, "the server stopped; the next one to start resumes this job")
+        else:
+            self.finish(job_id)
+
+    def finish(self, job_id: str) -> None:
+        counts = self.store.counts(job_id)
+        message = (f"{counts['posted']} predictions posted to Label Studio, {counts['skipped']} tasks skipped "
+                   f"(already predicted with this version, or deleted), {counts['failed']} failed")
+        errors = self.store.chunk_errors(job_id)
+        unfinished = counts["chunks_failed"] + counts["chunks"] - counts["chunks_done"]
+        if unfinished:
+            self.store.finish(job_id, "failed", f"{message}; {unfinished} chunks failed or did not run: starting "
+                              "the job again predicts what is missing", error=errors[0] if errors else None)
+        else:
+            self.store.finish(job_id, "succeeded", message)
+
+    def _plan(self, job: BulkJob, on_page: Callable[[int, int], None] | None = None) -> None:
+        """Read the label config and the project's tasks; claim those lacking the version, in chunks."""
+        api = self._require_api()
+        label_config = job.label_config or api.label_config(job.project)
+        self.runtime.assignments(parse_label_config_cached(label_config))  # fails early on a config it cannot fill
+        self.store.set_label_config(job.id, label_config)
+        self.store.set_message(job.id, "listing the project's tasks")
+        missing, project_tasks = api.missing(job.project, job.model_version, on_page)
+        size = self.settings.bulk_chunk_size
+        self.store.plan(job.id, job.project, [missing[i:i + size] for i in range(0, len(missing), size)],
+                        project_tasks=project_tasks)
+        self.store.set_message(job.id, "predicting")
+
+    def _predict_fn(self, job: BulkJob) -> PredictFn:
+        assert job.label_config is not None
+        backend, ctx = self.runtime.context(job.project, job.label_config, version=job.model_version,
+                                            wait=JOB_LOAD_WAIT)
+        return lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(backend, tasks, ctx)]
+
+    def interruption(self, job_id: str) -> Outcome | None:
+        """Why a job should stop at this chunk boundary, if it should."""
+        if self._stop.is_set():
+            return "stopped"
+        if self.store.cancel_requested(job_id):
+            return "cancelled"
+        return None
+
+    def _run_local(self, job: BulkJob, observer: JobObserver | None) -> Outcome:
+        """Run the pending chunks here, ``BULK_PARALLEL`` at a time: one predicts while others wait on HTTP."""
+        api = self._require_api()
+        predict = self._predict_fn(job)
+        pending = iter(self.store.pending_chunks(job.id))
+        running: dict[Future[ChunkReport], Chunk] = {}
+        outcome: Outcome = "done"
+        with ThreadPoolExecutor(max_workers=self.settings.bulk_parallel, thread_name_prefix="labelzoo-chunk") as pool:
+            while True:
+                while outcome == "done" and len(running) < self.settings.bulk_parallel:
+                    if (why := self.interruption(job.id)) is not None:
+                        outcome = why
+                        break
+                    chunk = next(pending, None)
+                    if chunk is None:
+                        break
+                    future = pool.submit(run_chunk, api, predict, job.project, job.model_version, chunk.task_ids)
+                    running[future] = chunk
+                if not running:
+                    return outcome
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    chunk = running.pop(future)
+                    report = future.result()  # a Label Studio failure ends the job (the chunks under way finish)
+                    self.store.finish_chunk(job.id, chunk.seq, report.counts, error=report.error,
+                                            worker=process_token())
+                    if observer is not None:
+                        observer.chunk_done(report)
+
+    def _run_rq(self, job: BulkJob) -> Outcome:
+        from labelzoo.bulk.rq import BulkDispatcher
+
+        assert self.settings.redis_url
+        if self._dispatcher is None:
+            self._dispatcher = BulkDispatcher(self.settings.redis_url)
+        pending = {chunk.seq: chunk for chunk in self.store.pending_chunks(job.id)}
+        self._dispatcher.submit(job, list(pending.values()), self._rq_spec(job))
+        self.store.set_message(job.id, f"{len(pending)} chunks queued for RQ workers ({self._dispatcher.queue.name})")
+        while pending:
+            if (why := self.interruption(job.id)) is not None:
+                if why == "cancelled":
+                    self._dispatcher.cancel(job.id, list(pending))
+                return why  # when stopped, the chunks stay in Redis and the next server re-attaches to them
+            for seq, state in self._dispatcher.observe(job.id, list(pending)).items():
+                if state.state == "done":
+                    assert state.report is not None
+                    self.store.finish_chunk(job.id, seq, state.report.counts, error=state.report.error,
+                                            worker=state.worker)
+                elif state.state == "failed":
+                    self.store.finish_chunk(job.id, seq, ChunkCounts(failed=len(pending[seq].task_ids)),
+                                            error=state.error, failed=True)
+                if state.state != "waiting":
+                    del pending[seq]
+            if pending:
+                self._stop.wait(POLL_SECONDS)
+        return "done"
+
+    def _rq_spec(self, job: BulkJob) -> dict[str, Any]:
+        """What a worker needs besides the chunk's task ids (see :func:`labelzoo.bulk.rq.rq_predict_chunk`)."""
+        weights = self.runtime.training.version_dir(job.project, job.model_version)
+        model_dir = self.settings.model_dir.resolve()
+        spec = self.runtime.spec
+        return {
+            "project": job.project,
+            "model_version": job.model_version,
+            "label_config": job.label_config,
+            "params": self.runtime.params.get(job.project),
+            "backend_name": spec.name,
+            "backend_path": str(spec.path),
+            "weights": None if weights is None else str(weights.resolve().relative_to(model_dir)),
+        }
+
+
+@dataclass
+class Handoff:
+    """Posts the predictions of a /predict batch that finished after its deadline, chunk by chunk."""
+
+    service: BulkService
+    api: BulkApi
+    job: BulkJob
+    chunks: dict[int, Chunk]
+
+    def wanted(self) -> bool:
+        """False once the job is cancelled or the server stops: computing more would be wasted."""
+        return self.service.interruption(self.job.id) is None
+
+    def post(self, seq: int, tasks: Sequence[Task], items: Sequence[dict[str, Any]]) -> None:
+        chunk = self.chunks.get(seq)
+        if chunk is None:
+            return  # another job holds these tasks
+        mine = set(chunk.task_ids)
+        pairs = [(t.id, item) for t, item in zip(tasks, items, strict=True) if t.id in mine]
+        ids = [int(task_id) for task_id, _ in pairs if task_id is not None]
+        try:
+            report = post_items(self.api, self.job.project, ids, [item for _, item in pairs])
+        except LabelzooError as exc:
+            self.service.store.finish_chunk(self.job.id, seq, ChunkCounts(failed=len(ids)), error=exc.message,
+                                            failed=True)
+            return
+        self.service.store.finish_chunk(self.job.id, seq, report.counts, error=report.error, worker=process_token())
+
+    def close(self) -> None:
+        """End the job; when the server is stopping it is requeued, and the next server finishes it."""
+        why = self.service.interruption(self.job.id)
+        if why == "stopped":
+            self.service.store.requeue(self.job.id, "the server stopped; the next one to start resumes this job")
+        elif why == "cancelled":
+            self.service.store.finish(self.job.id, "cancelled", "cancelled")
+        else:
+            self.service.finish(self.job.id)

@@ -1,0 +1,306 @@
+"""Bulk jobs, their chunks and their task claims, in ``MODEL_DIR/bulk.sqlite3`` (shared by all processes).
+
+A job is planned once: the ids of the tasks it must predict are *claimed* (one row per task, unique
+per project, so two jobs never predict the same task) and split into *chunks*. Chunks are the unit of
+work, of progress and of resumption: a job that stops part-way goes on with its pending chunks. Claims
+also let ``/predict`` answer at once for a task a running job is about to post, instead of predicting
+it a second time. A job's claims are dropped when it ends.
+
+Status: ``queued → running → succeeded | failed | cancelled | interrupted``. A server that shuts down
+puts its running jobs back to ``queued``; the next server process to start resumes them. A job whose
+process died (its runner token is dead) is resumed the same way, except ``labelzoo predict`` runs,
+which end ``interrupted``: running the command again resumes from Label Studio's state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labelzoo.training.db import Database, iso
+from labelzoo.training.procs import token_alive
+
+DB_NAME = "bulk.sqlite3"
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+EXECUTORS = ("thread", "rq", "cli")  # a server thread, RQ workers, a `labelzoo predict` process
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        kind TEXT NOT NULL,                       -- "project" (every task lacking the version) or "tasks" (a hand-off)
+        executor TEXT NOT NULL,
+        status TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        label_config TEXT,                        -- read from Label Studio when planning, or given
+        planned INTEGER NOT NULL DEFAULT 0,
+        total INTEGER NOT NULL DEFAULT 0,         -- tasks claimed when planned
+        project_tasks INTEGER,                    -- tasks in the project when planned
+        message TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        runner TEXT,                              -- process token of the process running it
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_project ON jobs (project, created_at);
+    CREATE TABLE chunks (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        task_ids TEXT NOT NULL,                   -- JSON list
+        status TEXT NOT NULL DEFAULT 'pending',   -- pending, done, failed
+        posted INTEGER NOT NULL DEFAULT 0,        -- predictions stored in Label Studio
+        skipped INTEGER NOT NULL DEFAULT 0,       -- already predicted with the version, or deleted
+        failed INTEGER NOT NULL DEFAULT 0,        -- the backend failed on the task, or LS refused it
+        error TEXT,
+        worker TEXT,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE claims (
+        project TEXT NOT NULL,
+        task_id INTEGER NOT NULL,
+        job_id TEXT NOT NULL,
+        PRIMARY KEY (project, task_id)
+    );
+    CREATE INDEX claims_job ON claims (job_id);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class BulkJob:
+    id: str
+    project: str
+    kind: str
+    executor: str
+    status: str
+    model_version: str
+    label_config: str | None
+    planned: bool
+    total: int
+    project_tasks: int | None
+    message: str
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    runner: str | None
+    cancel_requested: bool
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> BulkJob:
+        values = dict(row)
+        values["planned"] = bool(values["planned"])
+        values["cancel_requested"] = bool(values["cancel_requested"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    seq: int
+    task_ids: list[int]
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    posted: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class BulkStore:
+    def __init__(self, model_dir: Path) -> None:
+        self.db = Database(model_dir / DB_NAME, MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # jobs ----------------------------------------------------------------------------------------
+    def create(self, project: str, kind: str, executor: str, version: str, *, label_config: str | None = None,
+               runner: str | None = None) -> BulkJob:
+        """A new job: ``queued``, or ``running`` at once when its ``runner`` is given."""
+        if executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}")
+        job_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        status = "queued" if runner is None else "running"
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, project, kind, executor, status, model_version, label_config, created_at, "
+                "started_at, runner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, project, kind, executor, status, version, label_config, now,
+                 None if runner is None else now, runner),
+            )
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str) -> BulkJob | None:
+        row = self.db.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return BulkJob.from_row(row) if row else None
+
+    def list(self, project: str | None = None, limit: int = 100) -> list[BulkJob]:
+        """Newest first."""
+        if project is None:
+            rows = self.db.conn.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            rows = self.db.conn.execute(
+                "SELECT * FROM jobs WHERE project = ? ORDER BY created_at DESC LIMIT ?", (project, limit))
+        return [BulkJob.from_row(r) for r in rows]
+
+    def take(self, job_id: str, runner: str, *, previous: str | None = None) -> bool:
+        """Start a queued job, or take over a running one from its dead ``previous`` runner."""
+        with self.db.write() as conn:
+            if previous is None:
+                query, args = "status = 'queued'", ()
+            else:
+                query, args = "status = 'running' AND runner = ?", (previous,)
+            changed = conn.execute(
+                f"UPDATE jobs SET status = 'running', runner = ?, started_at = COALESCE(started_at, ?), "
+                f"message = 'running' WHERE id = ? AND {query}",
+                (runner, time.time(), job_id, *args),
+            ).rowcount
+        return changed == 1
+
+    def set_label_config(self, job_id: str, label_config: str) -> None:
+        self.db.conn.execute("UPDATE jobs SET label_config = ? WHERE id = ?", (label_config, job_id))
+
+    def set_message(self, job_id: str, message: str) -> None:
+        self.db.conn.execute("UPDATE jobs SET message = ? WHERE id = ? AND status = 'running'", (message, job_id))
+
+    def plan(self, job_id: str, project: str, chunks: Iterable[Sequence[int]], *,
+             project_tasks: int | None = None) -> list[Chunk]:
+        """Claim the chunks' tasks for the job and store the chunks, numbered in order.
+
+        Tasks another job holds are left out, and so is a chunk left empty (its number is skipped).
+        """
+        planned: list[Chunk] = []
+        total = 0
+        with self.db.write() as conn:
+            for seq, ids in enumerate(chunks):
+                mine = [task_id for task_id in ids if conn.execute(
+                    "INSERT OR IGNORE INTO claims (project, task_id, job_id) VALUES (?, ?, ?)",
+                    (project, task_id, job_id)).rowcount == 1]
+                if mine:
+                    planned.append(Chunk(seq, mine))
+                    conn.execute("INSERT INTO chunks (job_id, seq, task_ids) VALUES (?, ?, ?)",
+                                 (job_id, seq, json.dumps(mine)))
+                    total += len(mine)
+            conn.execute("UPDATE jobs SET planned = 1, total = ?, project_tasks = ? WHERE id = ?",
+                         (total, project_tasks, job_id))
+        return planned
+
+    def pending_chunks(self, job_id: str) -> list[Chunk]:
+        rows = self.db.conn.execute(
+            "SELECT seq, task_ids FROM chunks WHERE job_id = ? AND status = 'pending' ORDER BY seq", (job_id,))
+        return [Chunk(row["seq"], json.loads(row["task_ids"])) for row in rows]
+
+    def finish_chunk(self, job_id: str, seq: int, counts: ChunkCounts, *, error: str | None = None,
+                     failed: bool = False, worker: str | None = None) -> None:
+        """Record a chunk's outcome: ``failed`` when the chunk as a whole could not run (``error`` says why)."""
+        self.db.conn.execute(
+            "UPDATE chunks SET status = ?, posted = ?, skipped = ?, failed = ?, error = ?, worker = ? "
+            "WHERE job_id = ? AND seq = ? AND status = 'pending'",
+            ("failed" if failed else "done", counts.posted, counts.skipped, counts.failed, error, worker, job_id, seq),
+        )
+
+    def counts(self, job_id: str) -> dict[str, Any]:
+        row = self.db.conn.execute(
+            "SELECT COUNT(*) AS chunks, COALESCE(SUM(status != 'pending'), 0) AS chunks_done, "
+            "COALESCE(SUM(status = 'failed'), 0) AS chunks_failed, COALESCE(SUM(posted), 0) AS posted, "
+            "COALESCE(SUM(skipped), 0) AS skipped, COALESCE(SUM(failed), 0) AS failed, "
+            "COUNT(DISTINCT worker) AS workers FROM chunks WHERE job_id = ?", (job_id,)).fetchone()
+        return dict(row)
+
+    def chunk_errors(self, job_id: str, limit: int = 3) -> list[str]:
+        rows = self.db.conn.execute(
+            "SELECT error FROM chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY seq LIMIT ?", (job_id, limit))
+        return [row[0] for row in rows]
+
+    def finish(self, job_id: str, status: str, message: str, *, error: str | None = None) -> bool:
+        """End a job and drop its claims; False if it was not running (someone else ended it)."""
+        assert status in FINAL
+        with self.db.write() as conn:
+            changed = conn.execute(
+                "UPDATE jobs SET status = ?, message = ?, error = ?, finished_at = ? "
+                "WHERE id = ? AND status IN ('queued', 'running')",
+                (status, message, error, time.time(), job_id)).rowcount
+            conn.execute("DELETE FROM claims WHERE job_id = ?", (job_id,))
+        return changed == 1
+
+    def requeue(self, job_id: str, message: str) -> None:
+        """Put a running job back in the queue, claims kept: the process running it is stopping."""
+        self.db.conn.execute(
+            "UPDATE jobs SET status = 'queued', runner = NULL, message = ? WHERE id = ? AND status = 'running'",
+            (message, job_id))
+
+    def cancel(self, job_id: str) -> BulkJob | None:
+        """A queued job ends at once; a running one is flagged for its runner (checked between chunks)."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        if job.status == "queued":
+            self.finish(job_id, "cancelled", "cancelled before it ran")
+        elif job.status == "running":
+            self.db.conn.execute("UPDATE jobs SET cancel_requested = 1, message = 'cancelling' WHERE id = ?",
+                                 (job_id,))
+        return self.get(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        row = self.db.conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    # recovery and claims ---------------------------------------------------------------------------
+    def orphans(self) -> list[BulkJob]:
+        """Queued jobs, and running jobs whose process is gone (dead runner token on this host)."""
+        rows = self.db.conn.execute("SELECT * FROM jobs WHERE status IN ('queued', 'running')")
+        jobs = [BulkJob.from_row(r) for r in rows]
+        return [j for j in jobs if j.status == "queued" or (j.runner and token_alive(j.runner) is False)]
+
+    def claimed(self, project: str, task_ids: Sequence[int]) -> dict[int, str]:
+        """Which of these tasks a live running job is predicting: task id → job id."""
+        found: dict[int, str] = {}
+        for start in range(0, len(task_ids), 500):  # SQLite's bound-variable limit
+            part = list(task_ids[start:start + 500])
+            marks = ",".join("?" * len(part))
+            rows = self.db.conn.execute(
+                f"SELECT c.task_id, c.job_id, j.runner FROM claims c JOIN jobs j ON j.id = c.job_id "
+                f"WHERE c.project = ? AND j.status = 'running' AND c.task_id IN ({marks})", (project, *part))
+            found.update({row[0]: row[1] for row in rows if row[2] and token_alive(row[2]) is not False})
+        return found
+
+
+def job_json(job: BulkJob, counts: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    done = counts["posted"] + counts["skipped"] + counts["failed"]
+    return {
+        "id": job.id,
+        "project": job.project,
+        "kind": job.kind,
+        "executor": job.executor,
+        "status": job.status,
+        "model_version": job.model_version,
+        "total": job.total,
+        "done": done,
+        "posted": counts["posted"],
+        "skipped": counts["skipped"],
+        "failed": counts["failed"],
+        "progress": round(done / job.total, 4) if job.total else (1.0 if job.planned else 0.0),
+        "chunks": {"total": counts["chunks"], "done": counts["chunks_done"], "failed": counts["chunks_failed"]},
+        "workers": counts["workers"],  # processes (server threads, RQ workers) that finished chunks
+        "project_tasks": job.project_tasks,
+        "message": job.message,
+        "error": job.error,
+        "errors": errors,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "cancel_requested": job.cancel_requested,
+    }

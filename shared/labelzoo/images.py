@@ -38,6 +38,8 @@ def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, shown: str |
         raise MediaError(f"{what}: image is too large to decode safely ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{what} is not an image Pillow can read (unknown or corrupt format)") from exc
+    except ImportError as exc:  # an opener patched in by a library (Ultralytics' HEIF support) lacks its plugin
+        raise MediaError(f"{what} is not an image Pillow can read (and no plugin for other formats: {exc})") from exc
     except OSError as exc:
         raise MediaError(f"cannot read image {what} (truncated or corrupt file?): {exc.strerror or exc}") from exc
     with image:

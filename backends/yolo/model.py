@@ -1,0 +1,318 @@
+"""Ultralytics YOLO for Label Studio: boxes, rotated boxes, polygons, masks, keypoints and image classes.
+
+Predicting: the controls of the label config are planned (:mod:`.controls`), each gets its model (a
+project's fine-tuned one, else the configured one for its kind), the task images stream in while the
+previous chunk runs through the model (:mod:`.loader`), and each control's results become regions
+(:mod:`.convert`). Learning: each control's annotations become an Ultralytics dataset (:mod:`.dataset`),
+the current model is fine-tuned (:mod:`.training`), and the new weights replace it only where they
+score no worse on the held-out images (:mod:`.evaluate`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
+from labelzoo.errors import LabelzooError
+from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
+from labelzoo.settings import Settings
+from labelzoo.taskdata import field_value
+
+from . import convert
+from .controls import ControlPlan, keypoint_labels, keypoint_map, plan_control, plan_controls, training_keypoints
+from .loader import iter_chunks
+from .options import DEFAULT_MODELS, KINDS, YoloOptions
+from .weights import SHARED_MODELS, YoloModel, load_model, prepare_ultralytics, resolve_model_path
+
+log = logging.getLogger("labelzoo.yolo")
+
+MANIFEST = "yolo.json"  # in a trained version's folder: which control uses which weights
+
+Converter = Callable[[Any], convert.ControlOutput]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A control's fine-tuned weights in this version."""
+
+    kind: str
+    file: str
+    model: YoloModel
+    metrics: dict[str, float]
+
+
+class Yolo(Backend):
+    targets = (
+        Target("RectangleLabels", "Image"),
+        Target("PolygonLabels", "Image"),
+        Target("BrushLabels", "Image"),
+        Target("KeyPointLabels", "Image"),
+        Target("Choices", "Image"),
+    )
+    batch_size = 64  # tasks per predict() call; images go through the model YOLO_BATCH at a time
+    description = "Ultralytics YOLO: boxes, rotated boxes, polygons, masks, keypoints, image classes; learns"
+
+    def __init__(self, settings: Settings, weights: Path | None = None) -> None:
+        super().__init__(settings, weights)
+        self.options = YoloOptions.from_settings(settings)
+        self.trained: dict[str, Trained] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._warn_lock = threading.Lock()
+
+    # lifecycle -------------------------------------------------------------------------------
+    def load(self) -> None:
+        self.options = self.options.resolved()
+        prepare_ultralytics(self.options)
+        if self.weights is not None:
+            manifest = json.loads((self.weights / MANIFEST).read_text(encoding="utf-8"))
+            for name, entry in manifest["controls"].items():
+                model = load_model(self.weights / entry["file"])
+                self.trained[name] = Trained(entry["kind"], entry["file"], model, dict(entry.get("metrics", {})))
+        for kind in self.options.preload:
+            SHARED_MODELS.get(resolve_model_path(self.options.models[kind], self.options.model_root, custom=False))
+
+    def base_version(self) -> str:
+        """The detection model's name, plus a hash of the other kinds' models when they differ from the defaults."""
+        models = self.options.models
+        stem = Path(models["detect"]).stem
+        others = {kind: models[kind] for kind in KINDS if kind != "detect"}
+        if all(others[kind] == DEFAULT_MODELS[kind] for kind in others):
+            return stem
+        import hashlib
+
+        digest = hashlib.sha1(json.dumps(others, sort_keys=True).encode()).hexdigest()[:6]
+        return f"{stem}-{digest}"
+
+    # models ----------------------------------------------------------------------------------
+    def model_for(self, plan: ControlPlan) -> YoloModel:
+        """This version's fine-tuned model for the control, else the configured model of its kind."""
+        trained = self.trained.get(plan.control.name)
+        if trained is not None and trained.kind == plan.kind:
+            return trained.model
+        path = resolve_model_path(plan.model_name, self.options.model_root, custom=plan.custom)
+        model = SHARED_MODELS.get(path)
+        model.check_serves(plan.kind, plan.where)
+        return model
+
+    def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
+        plan = plan_control(control, obj, self.options, self.settings)
+        if plan is None:
+            return None
+        model = self.model_for(plan)
+        if plan.kind == "pose":
+            return keypoint_labels(control, model.keypoint_names)
+        return list(model.names.values())
+
+    def _warn_once(self, key: tuple[str, str], message: str) -> None:
+        with self._warn_lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning("%s", message)
+
+    def _label_map(self, plan: ControlPlan, model: YoloModel) -> LabelMap:
+        labels = build_label_map(plan.control, model.names)
+        if labels.is_empty:
+            self._warn_once(
+                (plan.control.name, model.source),
+                f"{plan.where}: no class of the model {model.source} matches any of its labels, so it gets no "
+                f"predictions. {labels.report()}",
+            )
+        return labels
+
+    def _converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig) -> Converter:
+        if plan.kind == "pose":
+            points = keypoint_map(plan.control, model.keypoint_names)
+            if not points:
+                self._warn_once(
+                    (plan.control.name, model.source),
+                    f"{plan.where}: none of its labels names a keypoint of {model.source} "
+                    f'({", ".join(model.keypoint_names)}); add model_index="<i>" to each <Label>',
+                )
+            parent = self._pose_parent(config, plan, model)
+            return lambda result: convert.poses(result, plan, points, parent)
+        labels = self._label_map(plan, model)
+        kinds: dict[str, Callable[..., convert.ControlOutput]] = {
+            "detect": convert.rectangles,
+            "obb": convert.oriented_rectangles,
+            "segment": convert.polygons if plan.control.tag.lower() == "polygonlabels" else convert.brushes,
+            "classify": convert.classification,
+        }
+        function = kinds[plan.kind]
+        return lambda result: function(result, plan, labels)
+
+    @staticmethod
+    def _pose_parent(config: LabelConfig, plan: ControlPlan, model: YoloModel) -> tuple[ControlTag, LabelMap] | None:
+        """The RectangleLabels control on the same image that takes the pose classes, for the instance boxes."""
+        if not plan.control.bool_attr("model_add_bboxes", True):
+            return None
+        for control in config.controls_for(plan.obj.name):
+            if control.tag.lower() == "rectanglelabels":
+                labels = build_label_map(control, model.names)
+                if not labels.is_empty:
+                    return control, labels
+        return None
+
+    # predict ---------------------------------------------------------------------------------
+    def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
+        plans = plan_controls(ctx.config, self.options, self.settings)
+        try:
+            runs: dict[str, dict[int, tuple[YoloModel, list[tuple[ControlPlan, Converter]]]]] = {}
+            for plan in plans:
+                model = self.model_for(plan)
+                per_object = runs.setdefault(plan.obj.name, {})
+                per_object.setdefault(id(model), (model, []))[1].append(
+                    (plan, self._converter(plan, model, ctx.config))
+                )
+        except LabelzooError as exc:  # a model that cannot load fails every task with the reason, quickly
+            log.warning("%s", exc.message)
+            return [Prediction.failed(exc.message) for _ in tasks]
+        outputs: list[list[convert.ControlOutput]] = [[] for _ in tasks]
+        errors: dict[int, str] = {}
+        for object_name, models in runs.items():
+            self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs, errors)
+        return [
+            Prediction.failed(errors[i]) if i in errors
+            else Prediction(result=[r for out in outs for r in out.regions], score=convert.task_score(outs))
+            for i, outs in enumerate(outputs)
+        ]  # fmt: skip
+
+    def _predict_object(
+        self,
+        tasks: Sequence[Task],
+        ctx: PredictContext,
+        obj: ObjectTag,
+        models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
+        outputs: list[list[convert.ControlOutput]],
+        errors: dict[int, str],
+    ) -> None:
+        """Run every model that reads ``obj`` over the tasks' images, chunk by chunk."""
+        values: list[tuple[str, int | None]] = []
+        positions: list[int] = []  # values[k] belongs to tasks[positions[k]]
+        for i, task in enumerate(tasks):
+            try:
+                value = field_value(task, obj)
+            except LabelzooError as exc:
+                errors.setdefault(i, exc.message)
+                continue
+            if not isinstance(value, str) or not value:
+                errors.setdefault(i, f"task {task.id}: field {obj.value_key!r} must be an image URL, got {value!r:.80}")
+                continue
+            values.append((value, task.id))
+            positions.append(i)
+        chunks = iter_chunks(values, ctx.media, chunk=self.options.batch, max_pixels=self.options.max_pixels)
+        for chunk in chunks:
+            for k, exc in chunk.errors:
+                errors.setdefault(positions[k], f"task {tasks[positions[k]].id}: {exc.message}")
+            if not chunk.images:
+                continue
+            arrays = [image.bgr for image in chunk.images]
+            for model, controls in models:
+                floor = min(plan.candidate_floor for plan, _ in controls)
+                results = model.predict(arrays, conf=floor, options=self.options)
+                for image, result in zip(chunk.images, results, strict=True):
+                    outputs[positions[image.index]].extend(converter(result) for _, converter in controls)
+
+    # fit -------------------------------------------------------------------------------------
+    def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
+        """Fine-tune each control's model on its annotations; keep the new weights where they score no worse."""
+        from .training import TrainingCancelled
+
+        plans = plan_controls(data.config, self.options, self.settings)
+        manifest: dict[str, dict[str, Any]] = {}
+        for name, trained in self.trained.items():  # controls not retrained keep their weights
+            shutil.copyfile(self.weights / trained.file, ctx.output_dir / trained.file)  # type: ignore[operator]
+            manifest[name] = {"kind": trained.kind, "file": trained.file, "metrics": trained.metrics}
+        metrics: dict[str, float] = {}
+        summary: list[str] = []
+        improved = False
+        with tempfile.TemporaryDirectory(prefix="labelzoo-yolo-") as tmp:
+            for number, plan in enumerate(plans):
+                progress = Progress(ctx, plan.control.name, number, len(plans))
+                try:
+                    entry = self._fit_control(plan, data, ctx, Path(tmp) / str(number), progress, metrics, summary)
+                except TrainingCancelled:
+                    return FitResult(promote=False, metrics=metrics, summary="cancelled")
+                if entry is not None:
+                    manifest[plan.control.name] = entry
+                    improved = True
+        if improved:
+            (ctx.output_dir / MANIFEST).write_text(json.dumps({"controls": manifest}, indent=2), encoding="utf-8")
+        text = "; ".join(summary) or "no control to train"
+        ctx.report(1.0, text, **metrics)
+        return FitResult(promote=improved, metrics=metrics, summary=text)
+
+    def _fit_control(
+        self,
+        plan: ControlPlan,
+        data: TrainingData,
+        ctx: FitContext,
+        workdir: Path,
+        progress: Progress,
+        metrics: dict[str, float],
+        summary: list[str],
+    ) -> dict[str, Any] | None:
+        """Train one control; its manifest entry when the new weights are kept, else None."""
+        from .dataset import build_dataset
+        from .evaluate import PRIMARY, evaluate
+        from .training import fine_tune, set_class_names
+
+        name, current = plan.control.name, self.model_for(plan)
+        index = training_keypoints(plan.control, current.keypoint_names) if plan.kind == "pose" else None
+        dataset = build_dataset(
+            plan, data.examples, ctx.media, workdir / "data", keypoint_index=index, max_pixels=self.options.max_pixels
+        )
+        if dataset is None:
+            summary.append(f"{name}: too few annotations")
+            return None
+        progress(0.0, f"training on {len(dataset.train)} images, validating on {len(dataset.val)}", {})
+        start = (
+            current.source
+            if current.task == plan.kind
+            else str(resolve_model_path(self.options.models[plan.kind], self.options.model_root, custom=False))
+        )  # a segmentation model serving boxes cannot be fine-tuned as a detector: start from the detector
+        best = fine_tune(start, dataset, plan.kind, self.options, ctx, workdir / "run", progress)
+        if plan.kind == "classify":
+            set_class_names(best, dataset.classes)
+        progress(1.0, "comparing with the current model on the held-out images", {})
+        key = PRIMARY[plan.kind]
+        new = evaluate(load_model(best), plan, dataset, self.options)
+        old = evaluate(current, plan, dataset, self.options)
+        metrics.update({f"{name}.{k}": v for k, v in new.items()})
+        metrics.update({f"{name}.previous_{k}": v for k, v in old.items()})
+        keep = new[key] >= old[key]
+        summary.append(
+            f"{name}: {key} {old[key]:.3f} -> {new[key]:.3f}, kept the {'new' if keep else 'current'} weights"
+        )
+        ctx.logger.info("%s", summary[-1])
+        if not keep:
+            return None
+        file = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{workdir.name}.pt"
+        shutil.copyfile(best, ctx.output_dir / file)
+        return {"kind": plan.kind, "file": file, "metrics": new}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of one control's training as a share of the whole job: ``progress(fraction, message, metrics)``."""
+
+    ctx: FitContext
+    name: str
+    number: int
+    total: int
+
+    def __call__(self, fraction: float, message: str, metrics: dict[str, float]) -> None:
+        self.ctx.report(
+            (self.number + 0.95 * fraction) / self.total,
+            f"{self.name}: {message}",
+            **{f"{self.name}.{k}": v for k, v in metrics.items()},
+        )

@@ -1,0 +1,159 @@
+"""YOLO: 32 images through the served ``/predict`` vs Ultralytics called directly on the same files.
+
+Both sides use the same weights: ``yolo11n.yaml`` built with random weights and saved as a ``.pt`` (no
+downloads), on the same 32 synthetic 640×480 JPEG files. The server is ``labelzoo serve backends/yolo``
+(gunicorn, one worker) on 127.0.0.1; a served run is one ``POST /predict`` carrying the 32 tasks (local
+file paths) for a ``RectangleLabels`` config, answered with regions and task scores as Label Studio gets
+them. The direct run is ``model.predict(paths, batch=8, conf=...)`` in this process, with the batch size
+and confidence floor the server uses (``YOLO_BATCH=8``; a quarter of the 0.25 threshold). Served and
+direct runs take turns, best of 3, in wall time and in CPU time (the server worker's, read from /proc, vs
+this process's); on a shared machine the CPU ratio is the steadier one.
+
+(a) served / direct: what HTTP, JSON, media resolution, EXIF-aware decoding and result building add to
+    Ultralytics' own batched inference. Target: at most 1.10.
+(b) one image per ``predict`` call, as upstream's example backend does, vs served: what batching and
+    overlapping the loading with inference buy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+YOLO_FOLDER = REPO / "backends" / "yolo"
+IMAGES = 32
+REPEATS = 3
+BATCH = 8
+CONF = 0.25 / 4  # the served control's threshold is 0.25; the backend asks for candidates down to a quarter
+CONFIG = """<View><Image name="image" value="$image"/>
+  <RectangleLabels name="label" toName="image"><Label value="person"/><Label value="car"/></RectangleLabels>
+</View>"""
+
+
+def make_inputs(root: Path) -> tuple[Path, list[Path]]:
+    """The model file and 32 JPEG files of random shapes on noise."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from PIL import Image, ImageDraw
+
+    from tests.backends.yolo_support import build_model
+
+    model = build_model(root / "weights" / "bench-yolo11n.pt", "detect", ["person", "car"])
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(IMAGES):
+        image = Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(5):
+            x, y = int(rng.integers(0, 560)), int(rng.integers(0, 400))
+            draw.rectangle((x, y, x + 80, y + 80), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        path = root / "media" / f"{i:02d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, quality=90)
+        paths.append(path)
+    return model, paths
+
+
+def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(root / "models"), "MODEL_ROOT": str(model.parent), "MEDIA_CACHE_DIR": str(root / "cache"),
+        "MEDIA_LOCAL_ROOTS": str(root / "media"), "YOLO_MODEL_DETECT": model.name, "YOLO_BATCH": str(BATCH),
+        "YOLO_CONFIG_DIR": str(root / "ultralytics"), "LOG_LEVEL": "WARNING", "DEVICE": "cpu",
+    }  # fmt: skip
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labelzoo.cli", "serve", str(YOLO_FOLDER), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited:\n{(root / 'server.log').read_text()}")
+        try:
+            if requests.get(f"{url}/health", timeout=1).json().get("ready"):
+                return proc, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise TimeoutError(f"server not ready:\n{(root / 'server.log').read_text()}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far, from /proc (Linux)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def main() -> None:
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    with tempfile.TemporaryDirectory(prefix="bench-yolo-") as tmp:
+        root = Path(tmp)
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(root / "ultralytics"))
+        model_path, paths = make_inputs(root)
+        from ultralytics import YOLO
+
+        model = YOLO(str(model_path))
+        proc, url = start_server(root, model_path)
+        try:
+            body = {"tasks": [{"id": i, "data": {"image": str(p)}} for i, p in enumerate(paths)], "project": "1",
+                    "label_config": CONFIG}
+
+            def served() -> None:
+                response = requests.post(f"{url}/predict", json=body, timeout=300)
+                response.raise_for_status()
+                results = response.json()["results"]
+                assert len(results) == IMAGES and all("result" in r for r in results), results[:1]
+
+            def direct() -> None:
+                out = model.predict([str(p) for p in paths], batch=BATCH, conf=CONF, device="cpu", verbose=False)
+                assert len(out) == IMAGES
+
+            def one_by_one() -> None:
+                for p in paths:
+                    model.predict(str(p), conf=CONF, device="cpu", verbose=False)
+
+            runs = {"served": served, "direct": direct, "one_by_one": one_by_one}
+            for run in runs.values():
+                run()  # warm-up: model loading, first-call setup, file caches
+            best = dict.fromkeys(runs, float("inf"))
+            cpu = dict.fromkeys(runs, float("inf"))
+            for _ in range(REPEATS):
+                for name, run in runs.items():
+                    started, cpu_started = time.perf_counter(), time.process_time() + cpu_seconds(proc.pid)
+                    run()
+                    best[name] = min(best[name], time.perf_counter() - started)
+                    cpu[name] = min(cpu[name], time.process_time() + cpu_seconds(proc.pid) - cpu_started)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print(f"   {IMAGES} images 640x480, yolo11n (random weights), CPU, best of {REPEATS}")
+    print(f"   served /predict {best['served']:.2f} s | Ultralytics direct, batch {BATCH} {best['direct']:.2f} s | "
+          f"one image per call {best['one_by_one']:.2f} s")
+    print(f"   CPU seconds: served {cpu['served']:.2f} | direct {cpu['direct']:.2f} | "
+          f"one by one {cpu['one_by_one']:.2f}")
+    print(f"   (a) served / direct = {best['served'] / best['direct']:.2f} wall, "
+          f"{cpu['served'] / cpu['direct']:.2f} CPU  (target <= 1.10)")
+    print(f"   (b) one-by-one / served = {best['one_by_one'] / best['served']:.2f} wall")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,11 +17,12 @@ from compose_spec import PyCompose
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted(REPO.glob("backends/*/Dockerfile"))
+ALL_DOCKERFILES = DOCKERFILES + sorted(REPO.glob("compose/*.Dockerfile"))
 COMPOSE_FILES = sorted(REPO.glob("compose/*.yml"))
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=lambda p: p.relative_to(REPO).as_posix())
 def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     out = subprocess.run([HADOLINT, "--failure-threshold", "info", "--no-color", str(dockerfile)],
                          capture_output=True, text=True, timeout=60)
@@ -40,15 +41,33 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_a_data_volume(docker
             assert (REPO / path).exists(), f"{dockerfile}: COPY {path} does not exist in the build context"
 
 
-def _services(path: Path) -> dict[str, Any]:
-    spec = PyCompose.from_yaml(path.read_text())  # raises ValueError naming the offending key
+VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution: ``${X}``, ``${X:-default}``, ``${X:?error}``; ``$$`` is a ``$``."""
+
+    def value(match: re.Match[str]) -> str:
+        name, kind, arg = match.groups()
+        if name in env:
+            return env[name]
+        if kind == "?":
+            raise AssertionError(f"${{{name}}} is required: {arg}")
+        return arg if kind == "-" else ""
+
+    return VARIABLE.sub(value, text.replace("$$", "\0")).replace("\0", "$")
+
+
+def _services(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    text = interpolate(path.read_text(), env or {"BACKEND": "yolo"})
+    spec = PyCompose.from_yaml(text)  # raises ValueError naming the offending key
     return spec.to_dict()
 
 
 @pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambda p: p.stem)
 def test_compose_file_is_valid_and_its_references_exist(compose_file: Path) -> None:
     spec = _services(compose_file)
-    raw = yaml.safe_load(compose_file.read_text())
+    raw = yaml.safe_load(interpolate(compose_file.read_text(), {"BACKEND": "yolo"}))
     base = compose_file.parent
     declared_volumes = set((raw.get("volumes") or {}).keys())
     services = raw["services"]
@@ -69,8 +88,26 @@ def test_compose_file_is_valid_and_its_references_exist(compose_file: Path) -> N
                 assert source in declared_volumes, f"{name}: named volume {source!r} is not declared"
         for dependency in service.get("depends_on", []) or []:
             assert dependency in services, f"{name}: depends_on {dependency!r}, which is not a service"
-        assert "healthcheck" in service or "build" not in service, f"{name}: a built service needs a healthcheck"
+        long_running = service.get("restart") != "no"
+        assert "healthcheck" in service or not long_running, f"{name}: a long-running service needs a healthcheck"
     assert spec["services"]
+
+
+@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam"])
+def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
+    backend_file = REPO / "compose" / f"{backend}.yml"
+    assert backend_file.is_file(), f"make up-{backend} needs {backend_file}"
+    env = {"BACKEND": backend}
+    shared = yaml.safe_load(interpolate((REPO / "compose" / "label-studio.yml").read_text(), env))
+    own = yaml.safe_load(interpolate(backend_file.read_text(), env))
+    services = {**shared["services"], **own["services"]}
+    assert backend in own["services"], f"the bootstrap step reaches the backend as http://{backend}:9090"
+    assert own["services"][backend]["environment"]["LABEL_STUDIO_URL"].endswith("label-studio:8080")
+    assert "LABEL_STUDIO_API_KEY" in own["services"][backend]["environment"]
+    assert (REPO / "backends" / backend).is_dir()
+    merged = {"services": services, "volumes": {**(shared.get("volumes") or {}), **(own.get("volumes") or {})}}
+    PyCompose.from_yaml(yaml.safe_dump(merged))
+    assert f"up-{backend}" in (REPO / "Makefile").read_text()
 
 
 def test_compose_validation_rejects_a_broken_file(tmp_path: Path) -> None:

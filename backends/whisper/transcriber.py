@@ -1,0 +1,157 @@
+"""Run a loaded Whisper model over a file: language detection, then transcription window by window.
+
+Long files are transcribed in windows (``WHISPER_WINDOW_SECONDS``, ten minutes by default) with
+Whisper's own 30-second sliding decode inside each. Where a window ends, the last segment may be cut
+mid-word, so unless it ended more than :data:`CARRY_LIMIT_SECONDS` before the window's end it is
+dropped and its audio carried into the next window, as Whisper itself does between its 30-second
+windows. Segment and word times are shifted by the window's start and clamped to the audio that
+window held. The language of a file longer than a window is detected once, on its first 30 seconds, and
+used for every window; a shorter file is left to ``transcribe``, which does the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+from urllib.error import URLError
+
+import numpy as np
+import torch
+import whisper
+from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+
+from .audio import SAMPLE_RATE, AudioStream
+from .options import Decoding, WhisperOptions
+
+CARRY_LIMIT_SECONDS = 30.0  # at most one Whisper window of audio is decoded twice at a window's end
+Segment = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What one file gave: segments (seconds from the file's start) and the detected language."""
+
+    segments: list[Segment]
+    language: str | None = None  # detected code, None when not detected (forced, or English-only model)
+    language_probability: float | None = None
+
+
+def load_model(options: WhisperOptions) -> whisper.Whisper:
+    """The model named by ``WHISPER_MODEL``: official weights are downloaded on first use."""
+    try:
+        return whisper.load_model(options.model, device=options.device, download_root=str(options.download_root))
+    except (URLError, ConnectionError, TimeoutError) as exc:
+        raise RuntimeError(
+            f"cannot download the Whisper {options.model!r} weights into {options.download_root} ({exc}); "
+            "without internet, set WHISPER_MODEL to a checkpoint file on disk"
+        ) from exc
+
+
+class Transcriber:
+    """A loaded model and the one lock around it.
+
+    Whisper's decoder installs key/value-cache hooks on the shared model for the length of a decode,
+    so two threads decoding at once would corrupt each other's caches: calls are serialised.
+    """
+
+    def __init__(self, model: whisper.Whisper, options: WhisperOptions) -> None:
+        self.model = model
+        self.options = options
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self, stream: AudioStream, decoding: Decoding, *, text: bool = True, words: bool = False, detect: bool = False
+    ) -> Transcript:
+        """Transcribe the audio (``text``), with word timings (``words``), and/or detect its language
+        (``detect``). Without ``text`` only the first window is decoded."""
+        window = round(self.options.window_seconds * SAMPLE_RATE)
+        windows = stream.windows(self.options.window_seconds)
+        with self._lock, closing(windows), torch.no_grad():
+            first = next(windows)
+            several = len(first) == window  # else the whole file is in `first`: transcribe detects the language
+            detected = probability = None
+            if self.model.is_multilingual and (detect or (decoding.language is None and several)):
+                detected, probability = self.detect_language(first)
+            if not text:
+                return Transcript([], detected, probability)
+            language = decoding.language or detected
+            kwargs = decoding.transcribe_kwargs(fp16=self.options.fp16)
+
+            def run(audio: np.ndarray) -> list[Segment]:
+                result = self.model.transcribe(audio, language=language, word_timestamps=words, verbose=None, **kwargs)
+                return list(result["segments"])
+
+            segments = stitch(_chain(first, windows), run, window_samples=window)
+        return Transcript(segments, detected, probability)
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The most likely language of the first 30 s and its probability, as ``transcribe`` computes it."""
+        mel = log_mel_spectrogram(audio[:N_SAMPLES], self.model.dims.n_mels, padding=N_SAMPLES)
+        mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
+        _, probs = self.model.detect_language(mel.half() if self.options.fp16 else mel)
+        code = max(probs, key=probs.get)
+        return code, float(probs[code])
+
+
+def stitch(
+    pieces: Iterable[np.ndarray], run: Callable[[np.ndarray], list[Segment]], *, window_samples: int
+) -> list[Segment]:
+    """Transcribe consecutive ``pieces`` of a file (each ``window_samples`` long but the last) with
+    ``run`` and join the segments on the file's time line; see the module docstring."""
+    carry_limit = min(CARRY_LIMIT_SECONDS, window_samples / SAMPLE_RATE / 2)
+    segments: list[Segment] = []
+    pending = np.zeros(0, dtype=np.float32)
+    offset = 0  # samples of the file before `pending`
+    for piece in pieces:
+        audio = np.concatenate([pending, piece]) if pending.size else piece
+        found = run(audio)
+        cut = len(audio)
+        if len(piece) == window_samples and found:  # not the last window: maybe carry its last segment
+            duration = len(audio) / SAMPLE_RATE
+            last_start = float(found[-1]["start"])
+            if 0.0 < last_start < duration and duration - last_start <= carry_limit:
+                found = found[:-1]
+                cut = round(last_start * SAMPLE_RATE)
+        segments.extend(shifted(s, offset / SAMPLE_RATE, len(audio) / SAMPLE_RATE) for s in found)
+        pending = audio[cut:]
+        offset += cut
+    if pending.size:  # the file ended exactly at a window's end, after a carry
+        audio = pending
+        segments.extend(shifted(s, offset / SAMPLE_RATE, len(audio) / SAMPLE_RATE) for s in run(audio))
+    return segments
+
+
+def shifted(segment: Mapping[str, Any], offset: float, limit: float) -> Segment:
+    """A segment on the file's time line: times clamped to ``[0, limit]`` of its window, then shifted by
+    ``offset`` and rounded to milliseconds; only the fields the labels and scores use are kept."""
+
+    def at(seconds: Any) -> float:
+        return round(offset + min(max(float(seconds), 0.0), limit), 3)
+
+    start = at(segment["start"])
+    out: Segment = {
+        "start": start,
+        "end": max(start, at(segment["end"])),
+        "text": str(segment.get("text", "")),
+        "avg_logprob": float(segment.get("avg_logprob", float("nan"))),
+        "no_speech_prob": float(segment.get("no_speech_prob", float("nan"))),
+    }
+    if "words" in segment:
+        out["words"] = [
+            {
+                "word": str(w["word"]),
+                "start": at(w["start"]),
+                "end": max(at(w["start"]), at(w["end"])),
+                "probability": float(w.get("probability", float("nan"))),
+            }
+            for w in segment["words"]
+        ]
+    return out
+
+
+def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    yield first
+    yield from rest

@@ -1,0 +1,123 @@
+"""Whisper: what serving adds to the library's own work, and the real-time factor.
+
+Eight espeak-ng clips of a few seconds go to a real ``labelzoo serve backends/whisper`` (gunicorn, one
+worker) in one ``/predict``: HTTP, media lookup, ffmpeg decoding, language detection, transcription
+and the Label Studio results. The baseline is ``model.transcribe`` called directly on the same audio,
+already decoded, with the same options (greedy, temperature 0, language detected). Both load the same
+checkpoint: Whisper's tiny-test dimensions (64-wide, 2 layers) with random weights, since no weights
+can be downloaded here. Random weights decode as many tokens as a window allows (224), so the
+real-time factor is a pessimistic one for a model of this size; the served/direct ratio is the point.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+import torch
+import whisper
+
+from tests.backends.whisper_support import WHISPER_BACKEND, random_model, save, speech
+from tests.conftest import free_port
+
+SENTENCES = [
+    "The meeting starts at nine tomorrow morning.",
+    "Please send the report before the end of the week.",
+    "It was raining when the train finally arrived.",
+    "She bought three apples and a loaf of bread.",
+    "Our flight to Lisbon was delayed by two hours.",
+    "Turn left after the bridge and park by the river.",
+    "The results will be published on Monday.",
+    "Can you repeat the last number, please?",
+]
+CONFIG = """<View><Audio name="audio" value="$audio"/>
+  <TextArea name="transcription" toName="audio"/>
+  <Labels name="segment" toName="audio"><Label value="Speech"/></Labels>
+  <TextArea name="segment_text" toName="audio" perRegion="true"/>
+</View>"""
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+def start_server(folder: Path, checkpoint: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),  # the same threads as the direct calls
+        "WHISPER_MODEL": str(checkpoint), "MEDIA_LOCAL_ROOTS": str(folder), "DEVICE": "cpu",
+        "MODEL_DIR": str(folder / "models"), "MEDIA_CACHE_DIR": str(folder / "cache"), "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    command = [sys.executable, "-m", "labelzoo.cli", "serve", str(WHISPER_BACKEND), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).json().get("ready"):
+                return server, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the Whisper backend did not become ready in 120 s")
+
+
+def served(url: str, clips: list[Path]) -> tuple[float, list[str]]:
+    tasks = [{"id": i, "data": {"audio": str(path)}} for i, path in enumerate(clips, 1)]
+    body = {"tasks": tasks, "project": "1", "label_config": CONFIG, "params": {"context": None}}
+    started = time.perf_counter()
+    results = requests.post(f"{url}/predict", json=body, timeout=600).json()["results"]
+    elapsed = time.perf_counter() - started
+    failed = [r["error"] for r in results if "error" in r]
+    if failed:
+        raise RuntimeError(f"the backend failed {len(failed)} clips: {failed[0]}")
+    texts = [next(i["value"]["text"][0] for i in r["result"] if i["from_name"] == "transcription") for r in results]
+    return elapsed, texts
+
+
+def direct(model: whisper.Whisper, audios: list[np.ndarray] | list[str]) -> tuple[float, list[str]]:
+    """``model.transcribe`` on each clip: a decoded array, or a file path Whisper decodes with ffmpeg."""
+    started = time.perf_counter()
+    texts = [model.transcribe(audio, temperature=0.0, fp16=False)["text"].strip() for audio in audios]
+    return time.perf_counter() - started, texts
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clips = [speech(folder / f"clip{i}.wav", sentence) for i, sentence in enumerate(SENTENCES)]
+        checkpoint = save(random_model(), folder / "tiny-random.pt")
+        model = whisper.load_model(str(checkpoint), device="cpu")
+        audios = [whisper.load_audio(str(clip)) for clip in clips]
+        paths = [str(clip) for clip in clips]
+        audio_seconds = sum(len(a) for a in audios) / whisper.audio.SAMPLE_RATE
+        server, url = start_server(folder, checkpoint)
+        try:
+            served(url, clips[:1])  # first-call costs (tokenizer, mel filters) on both sides
+            direct(model, audios[:1])
+            runs = {"served": lambda: served(url, clips), "decoded": lambda: direct(model, audios),
+                    "file": lambda: direct(model, paths)}  # fmt: skip
+            best = dict.fromkeys(runs, math.inf)
+            texts = {}
+            for round_ in range(ROUNDS):  # the order turns each round: a shared machine's load drifts
+                order = list(runs)[round_ % 3 :] + list(runs)[: round_ % 3]
+                for name in order:
+                    seconds, texts[name] = runs[name]()
+                    best[name] = min(best[name], seconds)
+        finally:
+            server.terminate()
+            server.wait(30)
+    same = texts["served"] == texts["decoded"] == texts["file"]
+    print(f"   8 clips, {audio_seconds:.1f} s of speech in one /predict; best of {ROUNDS} rounds")
+    print(f"   same transcripts served and direct: {same}")
+    for name, label in (("decoded", "model.transcribe(decoded array)"), ("file", "model.transcribe(file path)"),
+                        ("served", "served /predict")):  # fmt: skip
+        print(f"   {label:<34} {best[name]:6.2f} s   real-time factor {best[name] / audio_seconds:.3f}")
+    print(f"   served / direct on decoded audio: {best['served'] / best['decoded']:.3f} (target <= 1.10)")
+    print(f"   served / direct from the file:    {best['served'] / best['file']:.3f}")

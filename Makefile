@@ -57,8 +57,10 @@ bench: install
 
 # Quickstarts: Label Studio + the backend + a one-shot step that creates a demo project and connects them.
 up-sam: export BOOTSTRAP_FLAGS := --interactive
+# GPU=1 adds the backend's GPU variant (compose/<backend>.gpu.yml: CUDA torch, DEVICE=cuda, the GPUs).
 up-yolo up-spacy up-whisper up-sam: up-%:
-	BACKEND=$* docker compose -f compose/label-studio.yml -f compose/$*.yml up --build
+	BACKEND=$* docker compose -f compose/label-studio.yml -f compose/$*.yml \
+	  $(if $(GPU),-f compose/$*.gpu.yml) up --build
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) .pytest_cache .ruff_cache build *.egg-info

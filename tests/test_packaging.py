@@ -18,7 +18,8 @@ from compose_spec import PyCompose
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted(REPO.glob("backends/*/Dockerfile"))
 ALL_DOCKERFILES = DOCKERFILES + sorted(REPO.glob("compose/*.Dockerfile"))
-COMPOSE_FILES = sorted(REPO.glob("compose/*.yml"))
+COMPOSE_FILES = sorted(p for p in REPO.glob("compose/*.yml") if not p.name.endswith(".gpu.yml"))
+GPU_OVERRIDES = sorted(REPO.glob("compose/*.gpu.yml"))
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
 
 
@@ -108,6 +109,21 @@ def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
     merged = {"services": services, "volumes": {**(shared.get("volumes") or {}), **(own.get("volumes") or {})}}
     PyCompose.from_yaml(yaml.safe_dump(merged))
     assert f"up-{backend}" in (REPO / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("override", GPU_OVERRIDES, ids=lambda p: p.stem)
+def test_gpu_variant_overrides_its_backend_service_with_cuda_and_the_gpus(override: Path) -> None:
+    backend = override.name.removesuffix(".gpu.yml")
+    base = yaml.safe_load(interpolate((REPO / "compose" / f"{backend}.yml").read_text(), {"BACKEND": backend}))
+    gpu = yaml.safe_load(override.read_text())
+    assert set(gpu["services"]) == {backend}, "an override must only change the backend's own service"
+    service = {**base["services"][backend], **gpu["services"][backend]}
+    service["build"] = {**base["services"][backend]["build"], **gpu["services"][backend]["build"]}
+    assert "TORCH_INDEX_URL" in (REPO / "backends" / backend / "Dockerfile").read_text()
+    assert service["environment"]["DEVICE"] == "cuda"
+    assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    PyCompose.from_yaml(yaml.safe_dump({"services": {backend: service}, "volumes": base.get("volumes")}))
+    assert {p.name.removesuffix(".gpu.yml") for p in GPU_OVERRIDES} == {"yolo", "whisper", "sam"}
 
 
 def test_compose_validation_rejects_a_broken_file(tmp_path: Path) -> None:

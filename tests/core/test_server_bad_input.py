@@ -108,3 +108,24 @@ def test_oversized_body_is_refused_with_413(make_client):
     client.application.config["MAX_CONTENT_LENGTH"] = 1000
     response = client.post("/predict", json=predict_body("x" * 5000))
     assert response.status_code == 413 and response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "words"),
+    [
+        ("GET", "/versions?project=abc", None, "project must be"),
+        ("GET", "/jobs?project=-1", None, "project must be"),
+        ("GET", "/bulk?project=x", None, "project must be"),
+        ("POST", "/bulk", [1], "JSON object"),
+        ("POST", "/bulk", {"project": "x"}, "project must be"),
+        ("POST", "/bulk", {"project": 5}, "LABEL_STUDIO_URL"),
+        ("POST", "/train", {"project": "1", "annotations": "x"}, "annotations must be a list"),
+        ("POST", "/train", {"project": "1", "annotations": [{"id": 1}]}, "annotations[0].data"),
+    ],
+)
+def test_query_parameters_and_job_routes_refuse_bad_input_clearly(make_client, method, path, body, words):
+    client = make_client()
+    response = client.open(path, method=method, json=body)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert words in response.get_json()["message"]
+    assert client.get("/health").status_code == 200

@@ -46,10 +46,15 @@ def test_a_batch_past_the_deadline_is_posted_by_a_bulk_job(
     job = only_job(client)
     assert (job["kind"], job["status"], job["total"], job["model_version"]) == ("tasks", "running", 6, "slow-1")
     assert f"bulk job {job['id']} posts its prediction" in results[0]["error"]
+    assert {item["deferred_to"] for item in results} == {job["id"]}
 
     # Label Studio sends the tasks again (the user clicked twice): the job has them, nothing is predicted twice
     again = client.post("/predict", json=predict_body(ids)).json["results"]
     assert all(f"bulk job {job['id']} is predicting this task" in item["error"] for item in again)
+    assert {item["deferred_to"] for item in again} == {job["id"]}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'labelzoo_predicted_tasks_total{outcome="deferred"} 12.0' in metrics  # handed over, not failed
+    assert 'labelzoo_predicted_tasks_total{outcome="failed"} 0.0' in metrics
 
     gate.unlink()
     done = wait_for(lambda: (j := only_job(client))["status"] in FINAL and j, 30, "the hand-off job")
@@ -82,6 +87,7 @@ def test_without_credentials_the_rest_is_left_for_label_studio_to_ask_again(make
     gate.unlink()
     assert len(results) == 3 and all("result" not in item for item in results)
     assert "Label Studio asks for it again next time" in results[0]["error"]
+    assert not any("deferred_to" in item for item in results)
     assert client.get("/bulk").json["jobs"] == []
 
 

@@ -111,27 +111,35 @@ def predict_in_time(bulk: BulkService, backend: Backend, tasks: Sequence[Task], 
     for i, task in enumerate(tasks):
         if task.id in claimed:
             job = claimed[task.id]
-            items[i] = {"model_version": version, "error": f"bulk job {job} is predicting this task and posts its "
-                        f"prediction to Label Studio (GET /bulk/{job})"}
+            items[i] = {"model_version": version, "deferred_to": job,
+                        "error": f"bulk job {job} is predicting this task and posts its prediction to Label Studio "
+                        f"(GET /bulk/{job})"}
         else:
             todo.append(i)
     chosen = [tasks[i] for i in todo]
     limit = bulk.settings.predict_deadline
+    handed_to: str | None = None
+    done = len(chosen)
     if not limit or not chosen:
         predictions = run_backend(backend, chosen, ctx)
     else:
         run = DeadlineRun(backend, chosen, ctx)
         predictions = run.answer(started + limit)
-        if len(predictions) < len(chosen):
-            message = _hand_off(bulk, run, ctx, label_config, limit)
-            predictions += [Prediction.failed(message)] * (len(chosen) - len(predictions))
-    for i, prediction in zip(todo, predictions, strict=True):
+        done = len(predictions)
+        if done < len(chosen):
+            message, handed_to = _hand_off(bulk, run, ctx, label_config, limit)
+            predictions += [Prediction.failed(message)] * (len(chosen) - done)
+    for n, (i, prediction) in enumerate(zip(todo, predictions, strict=True)):
         items[i] = to_json(prediction, version)
+        if handed_to is not None and n >= done:
+            items[i]["deferred_to"] = handed_to  # Label Studio skips it (no result); the bulk job posts it
     return [item for item in items if item is not None]
 
 
-def _hand_off(bulk: BulkService, run: DeadlineRun, ctx: PredictContext, label_config: str, limit: float) -> str:
-    """Start the hand-off job (never raising: /predict must still answer) and say what happens to the rest."""
+def _hand_off(
+    bulk: BulkService, run: DeadlineRun, ctx: PredictContext, label_config: str, limit: float
+) -> tuple[str, str | None]:
+    """Start the hand-off job (never raising: /predict must still answer): what happens to the rest, the job id."""
     handoff = None
     try:
         handoff = bulk.hand_off(ctx.project, ctx.model_version, label_config, run.remaining_chunks())
@@ -142,6 +150,7 @@ def _hand_off(bulk: BulkService, run: DeadlineRun, ctx: PredictContext, label_co
     late = f"not predicted within PREDICT_DEADLINE ({limit:g} s; Label Studio gives up at 100 s)"
     if handoff is None:
         return (f"{late}: Label Studio asks for it again next time. With LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
-                "set, such tasks are posted to Label Studio in the background instead")
+                "set, such tasks are posted to Label Studio in the background instead"), None
     log.info("/predict: %d tasks past PREDICT_DEADLINE handed to bulk job %s", handoff.job.total, handoff.job.id)
-    return f"{late}: bulk job {handoff.job.id} posts its prediction to Label Studio (GET /bulk/{handoff.job.id})"
+    job = handoff.job.id
+    return f"{late}: bulk job {job} posts its prediction to Label Studio (GET /bulk/{job})", job

@@ -106,9 +106,11 @@ def create_app(runtime: Runtime) -> Flask:
     def predict() -> Response:
         req = PredictRequest.from_json(_json_body())
         results = runtime.predict(req)
-        failed = sum("result" not in item for item in results)
-        metrics.tasks.labels("ok").inc(len(results) - failed)
+        deferred = sum("deferred_to" in item for item in results)  # a bulk job posts these through the API
+        failed = sum("result" not in item for item in results) - deferred
+        metrics.tasks.labels("ok").inc(len(results) - failed - deferred)
         metrics.tasks.labels("failed").inc(failed)
+        metrics.tasks.labels("deferred").inc(deferred)
         return jsonify({"results": results, "model_version": results[0]["model_version"]})
 
     @app.post("/webhook")

@@ -100,6 +100,25 @@ def iso(epoch: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
+def enable_wal(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Switch the file to WAL once; the mode is stored in the file, so later connections only read it.
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once rather than
+    waiting when several processes (gunicorn workers starting together) open a new file at the same
+    moment: so retry for a while instead of failing the worker's boot.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Database:
     """Hands out this thread's connection to one SQLite file and runs its migrations once.
 
@@ -127,7 +146,7 @@ class Database:
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         self._local.conn = (os.getpid(), conn)
         with self._lock:

@@ -30,6 +30,13 @@ def json_safe(obj: Any) -> JSON:
     Anything else (sets, bytes, arbitrary objects) raises ``TypeError`` naming the type, rather than
     being guessed at.
     """
+    kind = type(obj)  # exact built-in types first: a /predict answer is thousands of small dicts
+    if kind is str or kind is int or kind is bool or obj is None:
+        return obj
+    if kind is float:
+        return obj if math.isfinite(obj) else None
+    if kind is dict:
+        return {key if type(key) is str else _key(key): json_safe(value) for key, value in obj.items()}
     if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, str):

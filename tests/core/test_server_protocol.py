@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 
 import pytest
@@ -218,3 +219,15 @@ def test_controls_marked_model_skip_are_left_alone(make_client):
     )
     (item,) = client.post("/predict", json=body).get_json()["results"]
     assert [r["from_name"] for r in item["result"]] == ["sentiment"]
+
+
+def test_setup_reports_label_mismatches_and_logs_them_once_per_config(make_client, caplog):
+    client = make_client()
+    with caplog.at_level(logging.WARNING, logger="labelzoo.runtime"):
+        first = client.post("/setup", json=setup_body()).get_json()
+        client.post("/setup", json=setup_body())  # Label Studio calls /setup on every Data Manager load
+    (entry,) = first["labels"]
+    assert entry["mapping"] == {"positive": "Positive", "negative": "Negative"}
+    assert entry["unmapped_model_labels"] == ["neutral"]
+    warnings = [r.getMessage() for r in caplog.records if "neutral" in r.getMessage()]
+    assert len(warnings) == 1 and "sentiment" in warnings[0]

@@ -51,6 +51,8 @@ class Runtime:
         self.training = TrainingService(settings, spec, base_version=self.models.base.base_version)
         self.bulk = BulkService(self)
         self.label_studio: dict[str, Any] = {"configured": bool(settings.media.label_studio_url)}
+        # Label Studio calls /setup on every Data Manager load: report each config's mismatches once
+        self._mismatches_logged: set[tuple[str, str]] = set()
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -123,7 +125,10 @@ class Runtime:
                 if model_labels is not None:
                     mapping = build_label_map(a.control, model_labels)
                     entry.update(mapping.to_json())
-                    if mapping.unmapped_model_labels or mapping.unfed_config_labels:
+                    mismatched = mapping.unmapped_model_labels or mapping.unfed_config_labels
+                    seen = (config.fingerprint, a.control.name)
+                    if mismatched and seen not in self._mismatches_logged:
+                        self._mismatches_logged.add(seen)
                         log.warning("%s", mapping.report())
             report.append(entry)
         return report

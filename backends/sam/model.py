@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labelzoo import Backend, LabelzooError, MediaError, PredictContext, Prediction, Settings, Target, Task, TaskError
-from labelzoo.images import DEFAULT_MAX_PIXELS, open_image
+from labelzoo.images import max_pixels_setting, open_image
 from labelzoo.labelconfig import ObjectTag
 from labelzoo.media import MediaResolver
 from labelzoo.taskdata import media_path
@@ -50,8 +50,7 @@ class SegmentAnything(Backend):
         self.cache_bytes = int(_float_option(settings, "SAM_CACHE_MB", 1024.0) * MIB)
         self.tolerance_px = _float_option(settings, "SAM_POLYGON_TOLERANCE", 1.5)
         self.warmup = settings.bool_option("SAM_WARMUP", True)
-        megapixels = _float_option(settings, "IMAGE_MAX_MEGAPIXELS", DEFAULT_MAX_PIXELS / 1e6)
-        self.max_pixels = int(megapixels * 1e6)
+        self.max_pixels = max_pixels_setting(settings)
         self._warmups = WarmUpQueue()
 
     def load(self) -> None:

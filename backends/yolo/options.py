@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from labelzoo.images import DEFAULT_MAX_PIXELS
+from labelzoo.images import max_pixels_setting
 from labelzoo.settings import Settings
 
 #: Ultralytics task names, which are also the kinds of work a control asks for
@@ -86,11 +86,6 @@ class YoloOptions:
             raise ValueError(
                 f"YOLO_PRELOAD={preload_raw!r} names unknown kinds {unknown}; use {', '.join(KINDS)}, all or none"
             )
-        megapixels = settings.option("IMAGE_MAX_MEGAPIXELS")
-        try:
-            max_pixels = DEFAULT_MAX_PIXELS if megapixels is None else int(float(megapixels) * 1_000_000)
-        except ValueError:
-            raise ValueError(f"IMAGE_MAX_MEGAPIXELS={megapixels!r} is not a number") from None
         config_dir = settings.option("YOLO_CONFIG_DIR")
         return cls(
             models=models,
@@ -100,6 +95,6 @@ class YoloOptions:
             imgsz=_positive_int(settings, "YOLO_IMGSZ", None),
             preload=preload,
             epochs=_positive_int(settings, "YOLO_EPOCHS", None),
-            max_pixels=max_pixels,
+            max_pixels=max_pixels_setting(settings),
             config_dir=Path(config_dir) if config_dir else settings.model_dir / "ultralytics",
         )

@@ -17,9 +17,18 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from labelzoo.errors import MediaError
+from labelzoo.settings import Settings
 
 #: the default limit: 100 megapixels (a 12 000 × 8 000 photo is 96 MP)
 DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def max_pixels_setting(settings: Settings) -> int:
+    """``IMAGE_MAX_MEGAPIXELS``: the largest image, in megapixels, that image backends decode."""
+    megapixels = settings.float_option("IMAGE_MAX_MEGAPIXELS", DEFAULT_MAX_PIXELS / 1e6)
+    if not megapixels > 0:  # also rejects NaN
+        raise ValueError(f"IMAGE_MAX_MEGAPIXELS={settings.option('IMAGE_MAX_MEGAPIXELS')!r} must be a number > 0")
+    return int(megapixels * 1_000_000)
 
 
 def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, shown: str | None = None) -> Image.Image:

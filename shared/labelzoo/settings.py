@@ -74,23 +74,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if environ is None else environ)
 
-        def get(name: str, default: str | None = None) -> str | None:
-            value = env.get(name)
-            return value if value not in (None, "") else default
-
-        def integer(name: str, default: int) -> int:
-            raw = get(name)
-            try:
-                return default if raw is None else int(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} is not an integer") from None
-
-        def number(name: str, default: float) -> float:
-            raw = get(name)
-            try:
-                return default if raw is None else float(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} is not a number") from None
+        read = cls(env=env)  # the typed option readers below give every variable the same error messages
+        get, integer, number = read.option, read.int_option, read.float_option
 
         model_root = get("MODEL_ROOT")
         settings = cls(
@@ -107,7 +92,7 @@ class Settings:
             version_pins=parse_pins(get("MODEL_VERSION_PIN", "") or ""),
             model_score_threshold=number("MODEL_SCORE_THRESHOLD", 0.5),
             model_root=Path(model_root) if model_root else None,
-            allow_custom_model_path=parse_bool("ALLOW_CUSTOM_MODEL_PATH", get("ALLOW_CUSTOM_MODEL_PATH", "") or ""),
+            allow_custom_model_path=read.bool_option("ALLOW_CUSTOM_MODEL_PATH"),
             device=get("DEVICE", "auto") or "auto",
             loaded_models=max(1, integer("LOADED_MODELS", 4)),
             predict_deadline=max(0.0, number("PREDICT_DEADLINE", 80.0)),

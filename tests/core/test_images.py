@@ -53,3 +53,16 @@ def test_broken_files_name_the_problem(tmp_path: Path) -> None:
         open_image(text, shown="https://example.com/notes.png")
     with pytest.raises(MediaError, match="cannot read image"):
         open_image(tmp_path / "missing.png")
+
+
+def test_the_pixel_limit_setting_is_read_in_megapixels_and_checked() -> None:
+    import pytest
+
+    from labelzoo.images import DEFAULT_MAX_PIXELS, max_pixels_setting
+    from labelzoo.settings import Settings
+
+    assert max_pixels_setting(Settings.from_env({})) == DEFAULT_MAX_PIXELS
+    assert max_pixels_setting(Settings.from_env({"IMAGE_MAX_MEGAPIXELS": "0.005"})) == 5000
+    for bad, words in (("huge", "is not a number"), ("0", "must be a number > 0"), ("nan", "must be a number > 0")):
+        with pytest.raises(ValueError, match=f"IMAGE_MAX_MEGAPIXELS='{bad}' {words}"):
+            max_pixels_setting(Settings.from_env({"IMAGE_MAX_MEGAPIXELS": bad}))

@@ -46,7 +46,7 @@ def reviews(n: int) -> list[tuple[str, str]]:
 def train(model_dir: Path) -> str:
     """Train the template on 40 annotated reviews; returns the promoted version."""
     from labelzoo.registry import load_backend
-    from labelzoo.runtime.service import Runtime
+    from labelzoo.runtime import Runtime
     from labelzoo.settings import Settings
 
     runtime = Runtime(load_backend(str(TEMPLATE)), Settings.from_env({"MODEL_DIR": str(model_dir)}))
@@ -151,7 +151,7 @@ def main() -> None:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from labelzoo.registry import load_backend
-    from labelzoo.runtime.service import Runtime
+    from labelzoo.runtime import Runtime
     from labelzoo.settings import Settings
 
     config = (TEMPLATE / "label_config.xml").read_text()

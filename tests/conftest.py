@@ -40,7 +40,7 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture
 def make_runtime(tmp_path: Path) -> Iterator[Callable[..., object]]:
     from labelzoo.registry import load_backend
-    from labelzoo.runtime.service import Runtime
+    from labelzoo.runtime import Runtime
     from labelzoo.settings import Settings
 
     made = []

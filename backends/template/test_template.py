@@ -12,7 +12,7 @@ from pathlib import Path
 from labelzoo import FitContext, PredictContext, Settings, Task, TrainingData, TrainingExample
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
-from labelzoo.registry import load_backend
+from labelzoo.testing import backend_class
 
 HERE = Path(__file__).resolve().parent
 CONFIG = parse_label_config((HERE / "label_config.xml").read_text())
@@ -33,7 +33,7 @@ def test_learns_from_annotations_and_predicts_with_a_confidence(tmp_path: Path) 
     rng = random.Random(0)
     settings = Settings.from_env({"MODEL_DIR": str(tmp_path / "models"), "MEDIA_CACHE_DIR": str(tmp_path / "cache")})
     media = MediaResolver(settings.media)
-    backend_cls = load_backend(str(HERE)).cls
+    backend_cls = backend_class(HERE)
 
     blank = backend_cls(settings)
     blank.load()

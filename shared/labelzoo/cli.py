@@ -63,7 +63,7 @@ def _new(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from labelzoo.bulk.rq import QUEUE_NAME as BULK_QUEUE
     from labelzoo.registry import find_folder
-    from labelzoo.training import run_rq_worker
+    from labelzoo.rq_worker import run_rq_worker
     from labelzoo.training.rq_queue import QUEUE_NAME as TRAINING_QUEUE
 
     settings = Settings.from_env()
@@ -71,12 +71,12 @@ def _worker(args: argparse.Namespace) -> int:
         raise LabelzooError("set REDIS_URL to the Redis server the labelzoo servers queue training and bulk jobs on")
     find_folder(args.backend)  # fail early on a typo; the job names its backend folder itself
     queues = {"training": (TRAINING_QUEUE,), "bulk": (BULK_QUEUE,)}.get(args.queue, (TRAINING_QUEUE, BULK_QUEUE))
-    run_rq_worker(settings, burst=args.burst, queues=queues)
+    run_rq_worker(settings, queues, burst=args.burst)
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from labelzoo.bulk.command import run
+    from labelzoo.predict_command import run
 
     return run(args)
 

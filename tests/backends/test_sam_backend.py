@@ -13,8 +13,8 @@ import pytest
 from labelzoo import MediaError, Task, TaskError
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import parse_label_config
+from labelzoo.prediction.predictor import to_json
 from labelzoo.results import rle_to_mask
-from labelzoo.runtime.predictor import to_json
 from tests.backends.sam_support import (  # noqa: F401 - fixtures
     POLYGON_CONFIG,
     click,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from labelzoo.bulk.store import FINAL, ChunkCounts
-from labelzoo.training.procs import process_token
+from labelzoo.store.procs import process_token
 from tests.conftest import FIXTURES, KEYWORD_BACKEND, base_env
 from tests.core.bulk_support import (  # noqa: F401 - fake_ls_fixture
     CONFIG,

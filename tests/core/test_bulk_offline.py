@@ -19,7 +19,7 @@ from labelzoo.bulk.offline import predict_offline
 from labelzoo.bulk.progress import ProgressBar
 from labelzoo.bulk.sources import load_task_file
 from labelzoo.errors import LabelzooError
-from labelzoo.runtime.predictor import run_backend, to_json
+from labelzoo.prediction.predictor import run_backend, to_json
 from tests.conftest import FIXTURES, KEYWORD_BACKEND, base_env
 from tests.core.bulk_support import CONFIG, texts
 from tests.core.training_support import wait_for
@@ -28,7 +28,7 @@ SLOW_BACKEND = FIXTURES / "slow_backend"
 
 
 def predictor(make_runtime: Callable[..., Any]) -> tuple[Callable[[Sequence[Task]], list[dict[str, Any]]], str]:
-    backend, ctx = make_runtime(KEYWORD_BACKEND).context(None, CONFIG)
+    backend, ctx = make_runtime(KEYWORD_BACKEND).prediction.context(None, CONFIG)
     return (lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(backend, tasks, ctx)]), ctx.model_version
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labelzoo.training.db import enable_wal
+from labelzoo.store.db import enable_wal
 
 
 class FlakyConnection:

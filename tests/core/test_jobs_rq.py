@@ -45,9 +45,10 @@ def run_worker(tmp_path: Path, redis_url: str, **options: object) -> None:
     """``labelzoo worker --burst`` with its own settings (same MODEL_DIR, as a shared volume would give)."""
     code = f"""
 from pathlib import Path
-from labelzoo.training import run_rq_worker
+from labelzoo.rq_worker import run_rq_worker
 from tests.core.training_support import make_settings
-run_rq_worker(make_settings(Path({str(tmp_path)!r}), redis_url={redis_url!r}, **{options!r}), burst=True)
+settings = make_settings(Path({str(tmp_path)!r}), redis_url={redis_url!r}, **{options!r})
+run_rq_worker(settings, ["labelzoo-training"], burst=True)
 """
     worker = python(code)
     assert worker.wait(60) == 0

@@ -9,7 +9,7 @@ import pytest
 from labelzoo import Backend, PredictContext, Prediction, Settings, Target, Task
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
-from labelzoo.runtime.predictor import run_backend, to_json
+from labelzoo.prediction.predictor import run_backend, to_json
 
 
 class Recorder(Backend):

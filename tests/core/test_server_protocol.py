@@ -96,10 +96,10 @@ def test_setup_accepts_extra_params_as_object_string_or_null(make_client, extra_
 
 
 def test_setup_stores_extra_params_for_predictions_of_the_project(make_runtime):
-    from labelzoo.server.payloads import SetupRequest
+    from labelzoo.protocol import SetupRequest
 
     runtime = make_runtime()
-    runtime.setup(SetupRequest.from_json(setup_body(json.dumps({"threshold": 0.3}))))
+    runtime.prediction.setup(SetupRequest.from_json(setup_body(json.dumps({"threshold": 0.3}))))
     assert runtime.params.get("7") == {"threshold": 0.3}
 
 

@@ -6,8 +6,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from labelzoo.store.db import Database
+from labelzoo.store.schema import MIGRATIONS
 from labelzoo.training.annotations import AnnotationStore
-from labelzoo.training.db import MIGRATIONS, Database
 from labelzoo.training.events import records_from_export
 from tests.core.training_support import annotation, created, make_settings, services_fixture, task  # noqa: F401
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from labelzoo.media import MediaSettings
+from labelzoo.media import MediaSettings, label_studio_client
 from labelzoo.registry import BackendSpec, load_backend
 from labelzoo.settings import Settings
 from labelzoo.training import TrainingService
@@ -64,7 +64,8 @@ class Services:
     def __call__(
         self, settings: Settings, path: Path = STEPPER, cancel_grace: float = 2.0
     ) -> TrainingService:
-        service = TrainingService(settings, backend(path), cancel_grace=cancel_grace)
+        client = label_studio_client(settings.media, api=True)
+        service = TrainingService(settings, backend(path), client=client, cancel_grace=cancel_grace)
         self.made.append(service)
         return service
 

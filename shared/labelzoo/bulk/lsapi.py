@@ -37,6 +37,9 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0  # a Retry-After longer than this is capped: the job would look hung
 LIST_PAGE_SIZE = 500
 
+#: listing a big project or storing a thousand predictions takes Label Studio a while: longer than media
+API_READ_TIMEOUT = 300.0
+
 
 class RateLimiter:
     """Spaces calls at least ``1 / rate`` seconds apart, across threads; ``rate <= 0`` means no limit."""
@@ -193,7 +196,8 @@ class BulkApi:
         self.limiter.wait()
         url = self.client.url_for(path)
         try:
-            response = self.client.send(method, url, params=params, json=payload, retry=False)
+            response = self.client.send(method, url, params=params, json=payload, retry=False,
+                                        read_timeout=API_READ_TIMEOUT)
         except UpstreamError as exc:
             if exc.code in ("upstream_unreachable", "upstream_timeout"):
                 raise _Transient(exc) from None

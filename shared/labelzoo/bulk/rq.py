@@ -106,16 +106,14 @@ def rq_predict_chunk(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The RQ job: predict one chunk with this worker's settings and post it to Label Studio."""
     from labelzoo.backend import PredictContext
     from labelzoo.labelconfig import parse_label_config_cached
-    from labelzoo.media import MediaResolver
+    from labelzoo.media import MediaResolver, label_studio_client
+    from labelzoo.prediction import ModelPool, run_backend, to_json
     from labelzoo.registry import load_backend
-    from labelzoo.runtime.models import ModelPool
-    from labelzoo.runtime.predictor import run_backend, to_json
-    from labelzoo.training import client_from_settings
-    from labelzoo.training.rq_queue import worker_settings
+    from labelzoo.rq_worker import worker_settings
 
     settings = worker_settings()
-    client = client_from_settings(settings)
-    if client is None:
+    client = label_studio_client(settings.media)
+    if client is None or not client.has_credentials:
         raise RuntimeError("this RQ worker has no LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY: it cannot run bulk jobs")
     backend_path = spec["backend_path"]
     backend = load_backend(backend_path if (Path(backend_path) / "model.py").is_file() else spec["backend_name"])
@@ -126,11 +124,14 @@ def rq_predict_chunk(spec: Mapping[str, Any]) -> dict[str, Any]:
         model.start()
     instance = model.get(version, weights, wait=600)
     ctx = PredictContext(project=spec["project"], config=parse_label_config_cached(spec["label_config"]),
-                         media=MediaResolver(settings.media), settings=settings, model_version=version,
+                         media=MediaResolver(settings.media, client=client), settings=settings, model_version=version,
                          params=spec["params"])
     api = BulkApi(client, rate_limit=settings.bulk_rate_limit, retries=settings.bulk_retries)
-    report = run_chunk(api, lambda tasks: [to_json(p, version) for p in run_backend(instance, tasks, ctx)],
-                       spec["project"], version, spec["task_ids"])
+    try:
+        report = run_chunk(api, lambda tasks: [to_json(p, version) for p in run_backend(instance, tasks, ctx)],
+                           spec["project"], version, spec["task_ids"])
+    finally:
+        client.close()
     current = get_current_job()
     worker = current.worker_name if current is not None and current.worker_name else f"pid {os.getpid()}"
     return {"report": report.to_json(), "worker": f"{socket.gethostname()}:{worker}"}

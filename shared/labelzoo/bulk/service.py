@@ -1,10 +1,12 @@
-""":class:`BulkService`: start, run, resume and report bulk jobs for one runtime.
+""":class:`BulkService`: start, run, resume and report bulk jobs for one backend.
 
 A *project* job predicts every task of a Label Studio project that lacks a prediction of the model
 version current when the job starts, and posts the predictions through Label Studio's API. It runs in a
 thread of the server process (``POST /bulk``), in the foreground of ``labelzoo predict``, or chunk by
 chunk on RQ workers when ``REDIS_URL`` is set. A *tasks* job is a ``/predict`` batch handed off at its
-deadline (:mod:`labelzoo.bulk.deadline`): the server thread that computes it posts what comes after.
+deadline (:mod:`labelzoo.prediction.deadline`): the server thread that computes it posts what comes after.
+The service predicts through the prediction layer's :class:`~labelzoo.prediction.PredictionService` and asks
+the training service (a :class:`~labelzoo.prediction.VersionSource`) which version is current.
 
 Label Studio is the journal: a job reads the tasks right before predicting them and skips those that
 already hold a prediction of the version, so a job resumed after a crash, or started twice, never
@@ -26,13 +28,16 @@ from labelzoo.bulk.lsapi import BulkApi
 from labelzoo.bulk.store import BulkJob, BulkStore, Chunk, ChunkCounts, job_json
 from labelzoo.errors import BadRequest, LabelzooError, NotFound
 from labelzoo.labelconfig import parse_label_config_cached
-from labelzoo.runtime.predictor import run_backend, to_json
-from labelzoo.training import client_from_settings, project_key
-from labelzoo.training.procs import process_token
+from labelzoo.media import LabelStudioClient
+from labelzoo.prediction import PredictionService, VersionSource, run_backend, to_json
+from labelzoo.protocol import project_key
+from labelzoo.registry import BackendSpec
+from labelzoo.settings import Settings
+from labelzoo.store import Database
+from labelzoo.store.procs import process_token
 
 if TYPE_CHECKING:
     from labelzoo.bulk.rq import BulkDispatcher
-    from labelzoo.runtime.service import Runtime
 
 log = logging.getLogger("labelzoo.bulk")
 
@@ -58,11 +63,16 @@ class JobObserver(Protocol):
 
 
 class BulkService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
-        self.store = BulkStore(self.settings.model_dir.resolve())
-        client = client_from_settings(self.settings)
+    def __init__(
+        self, spec: BackendSpec, settings: Settings, *, db: Database, client: LabelStudioClient | None,
+        predictions: PredictionService, versions: VersionSource,
+    ) -> None:
+        """``client`` reaches Label Studio's API (None without credentials: jobs are refused, saying why)."""
+        self.spec = spec
+        self.settings = settings
+        self.predictions = predictions
+        self.versions = versions
+        self.store = BulkStore(db)
         self.api = None if client is None else BulkApi(
             client, rate_limit=self.settings.bulk_rate_limit, retries=self.settings.bulk_retries)
         self._dispatcher: BulkDispatcher | None = None
@@ -78,7 +88,7 @@ class BulkService:
             if job.kind == "project" and job.status in ("queued", "running"):
                 return self.job(job.id), False
         executor = "rq" if self.settings.redis_url else "thread"
-        job = self.store.create(key, "project", executor, self.runtime.training.current_version(key),
+        job = self.store.create(key, "project", executor, self.versions.current_version(key),
                                 runner=process_token())
         self._spawn(job.id)
         return self.job(job.id), True
@@ -89,7 +99,7 @@ class BulkService:
         key = project_key(project)
         self._require_api()
         self.reap()
-        job = self.store.create(key, "project", "cli", self.runtime.training.current_version(key),
+        job = self.store.create(key, "project", "cli", self.versions.current_version(key),
                                 runner=process_token())
         if stop is not None:
             self._stop = stop
@@ -135,7 +145,6 @@ class BulkService:
         self._stop.set()
         for thread in self._threads:
             thread.join(STOP_WAIT)
-        self.store.close()
 
     # the /predict hand-off -------------------------------------------------------------------------
     def hand_off(self, project: str, version: str, label_config: str,
@@ -206,7 +215,7 @@ class BulkService:
         """Read the label config and the project's tasks; claim those lacking the version, in chunks."""
         api = self._require_api()
         label_config = job.label_config or api.label_config(job.project)
-        self.runtime.assignments(parse_label_config_cached(label_config))  # fails early on a config it cannot fill
+        self.predictions.assignments(parse_label_config_cached(label_config))  # fails early on a config it cannot fill
         self.store.set_label_config(job.id, label_config)
         self.store.set_message(job.id, "listing the project's tasks")
         missing, project_tasks = api.missing(job.project, job.model_version, on_page)
@@ -217,7 +226,7 @@ class BulkService:
 
     def _predict_fn(self, job: BulkJob) -> PredictFn:
         assert job.label_config is not None
-        backend, ctx = self.runtime.context(job.project, job.label_config, version=job.model_version,
+        backend, ctx = self.predictions.context(job.project, job.label_config, version=job.model_version,
                                             wait=JOB_LOAD_WAIT)
         return lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(backend, tasks, ctx)]
 
@@ -288,16 +297,15 @@ class BulkService:
 
     def _rq_spec(self, job: BulkJob) -> dict[str, Any]:
         """What a worker needs besides the chunk's task ids (see :func:`labelzoo.bulk.rq.rq_predict_chunk`)."""
-        weights = self.runtime.training.version_dir(job.project, job.model_version)
+        weights = self.versions.version_dir(job.project, job.model_version)
         model_dir = self.settings.model_dir.resolve()
-        spec = self.runtime.spec
         return {
             "project": job.project,
             "model_version": job.model_version,
             "label_config": job.label_config,
-            "params": self.runtime.params.get(job.project),
-            "backend_name": spec.name,
-            "backend_path": str(spec.path),
+            "params": self.predictions.params.get(job.project),
+            "backend_name": self.spec.name,
+            "backend_path": str(self.spec.path),
             "weights": None if weights is None else str(weights.resolve().relative_to(model_dir)),
         }
 
@@ -310,6 +318,14 @@ class Handoff:
     api: BulkApi
     job: BulkJob
     chunks: dict[int, Chunk]
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+    @property
+    def total(self) -> int:
+        return self.job.total
 
     def wanted(self) -> bool:
         """False once the job is cancelled or the server stops: computing more would be wasted."""

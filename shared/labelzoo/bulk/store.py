@@ -1,4 +1,4 @@
-"""Bulk jobs, their chunks and their task claims, in ``MODEL_DIR/bulk.sqlite3`` (shared by all processes).
+"""Bulk jobs, their chunks and their task claims, in the store's ``bulk_*`` tables (shared by all processes).
 
 A job is planned once: the ids of the tasks it must predict are *claimed* (one row per task, unique
 per project, so two jobs never predict the same task) and split into *chunks*. Chunks are the unit of
@@ -20,59 +20,14 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from labelzoo.training.db import Database, iso
-from labelzoo.training.procs import token_alive
+from labelzoo.store import Database, iso
+from labelzoo.store.procs import token_alive
 
-DB_NAME = "bulk.sqlite3"
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 EXECUTORS = ("thread", "rq", "cli")  # a server thread, RQ workers, a `labelzoo predict` process
 
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        project TEXT NOT NULL,
-        kind TEXT NOT NULL,                       -- "project" (every task lacking the version) or "tasks" (a hand-off)
-        executor TEXT NOT NULL,
-        status TEXT NOT NULL,
-        model_version TEXT NOT NULL,
-        label_config TEXT,                        -- read from Label Studio when planning, or given
-        planned INTEGER NOT NULL DEFAULT 0,
-        total INTEGER NOT NULL DEFAULT 0,         -- tasks claimed when planned
-        project_tasks INTEGER,                    -- tasks in the project when planned
-        message TEXT NOT NULL DEFAULT '',
-        error TEXT,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        runner TEXT,                              -- process token of the process running it
-        cancel_requested INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX jobs_project ON jobs (project, created_at);
-    CREATE TABLE chunks (
-        job_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        task_ids TEXT NOT NULL,                   -- JSON list
-        status TEXT NOT NULL DEFAULT 'pending',   -- pending, done, failed
-        posted INTEGER NOT NULL DEFAULT 0,        -- predictions stored in Label Studio
-        skipped INTEGER NOT NULL DEFAULT 0,       -- already predicted with the version, or deleted
-        failed INTEGER NOT NULL DEFAULT 0,        -- the backend failed on the task, or LS refused it
-        error TEXT,
-        worker TEXT,
-        PRIMARY KEY (job_id, seq)
-    );
-    CREATE TABLE claims (
-        project TEXT NOT NULL,
-        task_id INTEGER NOT NULL,
-        job_id TEXT NOT NULL,
-        PRIMARY KEY (project, task_id)
-    );
-    CREATE INDEX claims_job ON claims (job_id);
-    """,
-)
 
 
 @dataclass(frozen=True)
@@ -117,11 +72,8 @@ class ChunkCounts:
 
 
 class BulkStore:
-    def __init__(self, model_dir: Path) -> None:
-        self.db = Database(model_dir / DB_NAME, MIGRATIONS)
-
-    def close(self) -> None:
-        self.db.close()
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # jobs ----------------------------------------------------------------------------------------
     def create(self, project: str, kind: str, executor: str, version: str, *, label_config: str | None = None,
@@ -134,7 +86,7 @@ class BulkStore:
         status = "queued" if runner is None else "running"
         with self.db.write() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, project, kind, executor, status, model_version, label_config, created_at, "
+                "INSERT INTO bulk_jobs (id, project, kind, executor, status, model_version, label_config, created_at, "
                 "started_at, runner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, project, kind, executor, status, version, label_config, now,
                  None if runner is None else now, runner),
@@ -144,16 +96,16 @@ class BulkStore:
         return job
 
     def get(self, job_id: str) -> BulkJob | None:
-        row = self.db.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self.db.conn.execute("SELECT * FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
         return BulkJob.from_row(row) if row else None
 
     def list(self, project: str | None = None, limit: int = 100) -> list[BulkJob]:
         """Newest first."""
         if project is None:
-            rows = self.db.conn.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+            rows = self.db.conn.execute("SELECT * FROM bulk_jobs ORDER BY created_at DESC LIMIT ?", (limit,))
         else:
             rows = self.db.conn.execute(
-                "SELECT * FROM jobs WHERE project = ? ORDER BY created_at DESC LIMIT ?", (project, limit))
+                "SELECT * FROM bulk_jobs WHERE project = ? ORDER BY created_at DESC LIMIT ?", (project, limit))
         return [BulkJob.from_row(r) for r in rows]
 
     def take(self, job_id: str, runner: str, *, previous: str | None = None) -> bool:
@@ -164,17 +116,17 @@ class BulkStore:
             else:
                 query, args = "status = 'running' AND runner = ?", (previous,)
             changed = conn.execute(
-                f"UPDATE jobs SET status = 'running', runner = ?, started_at = COALESCE(started_at, ?), "
+                f"UPDATE bulk_jobs SET status = 'running', runner = ?, started_at = COALESCE(started_at, ?), "
                 f"message = 'running' WHERE id = ? AND {query}",
                 (runner, time.time(), job_id, *args),
             ).rowcount
         return changed == 1
 
     def set_label_config(self, job_id: str, label_config: str) -> None:
-        self.db.conn.execute("UPDATE jobs SET label_config = ? WHERE id = ?", (label_config, job_id))
+        self.db.conn.execute("UPDATE bulk_jobs SET label_config = ? WHERE id = ?", (label_config, job_id))
 
     def set_message(self, job_id: str, message: str) -> None:
-        self.db.conn.execute("UPDATE jobs SET message = ? WHERE id = ? AND status = 'running'", (message, job_id))
+        self.db.conn.execute("UPDATE bulk_jobs SET message = ? WHERE id = ? AND status = 'running'", (message, job_id))
 
     def plan(self, job_id: str, project: str, chunks: Iterable[Sequence[int]], *,
              project_tasks: int | None = None) -> list[Chunk]:
@@ -187,27 +139,27 @@ class BulkStore:
         with self.db.write() as conn:
             for seq, ids in enumerate(chunks):
                 mine = [task_id for task_id in ids if conn.execute(
-                    "INSERT OR IGNORE INTO claims (project, task_id, job_id) VALUES (?, ?, ?)",
+                    "INSERT OR IGNORE INTO bulk_claims (project, task_id, job_id) VALUES (?, ?, ?)",
                     (project, task_id, job_id)).rowcount == 1]
                 if mine:
                     planned.append(Chunk(seq, mine))
-                    conn.execute("INSERT INTO chunks (job_id, seq, task_ids) VALUES (?, ?, ?)",
+                    conn.execute("INSERT INTO bulk_chunks (job_id, seq, task_ids) VALUES (?, ?, ?)",
                                  (job_id, seq, json.dumps(mine)))
                     total += len(mine)
-            conn.execute("UPDATE jobs SET planned = 1, total = ?, project_tasks = ? WHERE id = ?",
+            conn.execute("UPDATE bulk_jobs SET planned = 1, total = ?, project_tasks = ? WHERE id = ?",
                          (total, project_tasks, job_id))
         return planned
 
     def pending_chunks(self, job_id: str) -> list[Chunk]:
         rows = self.db.conn.execute(
-            "SELECT seq, task_ids FROM chunks WHERE job_id = ? AND status = 'pending' ORDER BY seq", (job_id,))
+            "SELECT seq, task_ids FROM bulk_chunks WHERE job_id = ? AND status = 'pending' ORDER BY seq", (job_id,))
         return [Chunk(row["seq"], json.loads(row["task_ids"])) for row in rows]
 
     def finish_chunk(self, job_id: str, seq: int, counts: ChunkCounts, *, error: str | None = None,
                      failed: bool = False, worker: str | None = None) -> None:
         """Record a chunk's outcome: ``failed`` when the chunk as a whole could not run (``error`` says why)."""
         self.db.conn.execute(
-            "UPDATE chunks SET status = ?, posted = ?, skipped = ?, failed = ?, error = ?, worker = ? "
+            "UPDATE bulk_chunks SET status = ?, posted = ?, skipped = ?, failed = ?, error = ?, worker = ? "
             "WHERE job_id = ? AND seq = ? AND status = 'pending'",
             ("failed" if failed else "done", counts.posted, counts.skipped, counts.failed, error, worker, job_id, seq),
         )
@@ -217,12 +169,13 @@ class BulkStore:
             "SELECT COUNT(*) AS chunks, COALESCE(SUM(status != 'pending'), 0) AS chunks_done, "
             "COALESCE(SUM(status = 'failed'), 0) AS chunks_failed, COALESCE(SUM(posted), 0) AS posted, "
             "COALESCE(SUM(skipped), 0) AS skipped, COALESCE(SUM(failed), 0) AS failed, "
-            "COUNT(DISTINCT worker) AS workers FROM chunks WHERE job_id = ?", (job_id,)).fetchone()
+            "COUNT(DISTINCT worker) AS workers FROM bulk_chunks WHERE job_id = ?", (job_id,)).fetchone()
         return dict(row)
 
     def chunk_errors(self, job_id: str, limit: int = 3) -> list[str]:
         rows = self.db.conn.execute(
-            "SELECT error FROM chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY seq LIMIT ?", (job_id, limit))
+            "SELECT error FROM bulk_chunks WHERE job_id = ? AND error IS NOT NULL ORDER BY seq LIMIT ?",
+            (job_id, limit))
         return [row[0] for row in rows]
 
     def finish(self, job_id: str, status: str, message: str, *, error: str | None = None) -> bool:
@@ -230,16 +183,16 @@ class BulkStore:
         assert status in FINAL
         with self.db.write() as conn:
             changed = conn.execute(
-                "UPDATE jobs SET status = ?, message = ?, error = ?, finished_at = ? "
+                "UPDATE bulk_jobs SET status = ?, message = ?, error = ?, finished_at = ? "
                 "WHERE id = ? AND status IN ('queued', 'running')",
                 (status, message, error, time.time(), job_id)).rowcount
-            conn.execute("DELETE FROM claims WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM bulk_claims WHERE job_id = ?", (job_id,))
         return changed == 1
 
     def requeue(self, job_id: str, message: str) -> None:
         """Put a running job back in the queue, claims kept: the process running it is stopping."""
         self.db.conn.execute(
-            "UPDATE jobs SET status = 'queued', runner = NULL, message = ? WHERE id = ? AND status = 'running'",
+            "UPDATE bulk_jobs SET status = 'queued', runner = NULL, message = ? WHERE id = ? AND status = 'running'",
             (message, job_id))
 
     def cancel(self, job_id: str) -> BulkJob | None:
@@ -250,18 +203,18 @@ class BulkStore:
         if job.status == "queued":
             self.finish(job_id, "cancelled", "cancelled before it ran")
         elif job.status == "running":
-            self.db.conn.execute("UPDATE jobs SET cancel_requested = 1, message = 'cancelling' WHERE id = ?",
+            self.db.conn.execute("UPDATE bulk_jobs SET cancel_requested = 1, message = 'cancelling' WHERE id = ?",
                                  (job_id,))
         return self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
-        row = self.db.conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self.db.conn.execute("SELECT cancel_requested FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
 
     # recovery and claims ---------------------------------------------------------------------------
     def orphans(self) -> list[BulkJob]:
         """Queued jobs, and running jobs whose process is gone (dead runner token on this host)."""
-        rows = self.db.conn.execute("SELECT * FROM jobs WHERE status IN ('queued', 'running')")
+        rows = self.db.conn.execute("SELECT * FROM bulk_jobs WHERE status IN ('queued', 'running')")
         jobs = [BulkJob.from_row(r) for r in rows]
         return [j for j in jobs if j.status == "queued" or (j.runner and token_alive(j.runner) is False)]
 
@@ -272,7 +225,7 @@ class BulkStore:
             part = list(task_ids[start:start + 500])
             marks = ",".join("?" * len(part))
             rows = self.db.conn.execute(
-                f"SELECT c.task_id, c.job_id, j.runner FROM claims c JOIN jobs j ON j.id = c.job_id "
+                f"SELECT c.task_id, c.job_id, j.runner FROM bulk_claims c JOIN bulk_jobs j ON j.id = c.job_id "
                 f"WHERE c.project = ? AND j.status = 'running' AND c.task_id IN ({marks})", (project, *part))
             found.update({row[0]: row[1] for row in rows if row[2] and token_alive(row[2]) is not False})
         return found

@@ -2,7 +2,7 @@
 
 from labelzoo.media.cache import MediaCache
 from labelzoo.media.http import UpstreamError
-from labelzoo.media.lsclient import LabelStudioClient, TokenCheck, TokenKind
+from labelzoo.media.lsclient import LabelStudioClient, TokenCheck, TokenKind, label_studio_client
 from labelzoo.media.netguard import check_url_allowed
 from labelzoo.media.resolver import MediaResolver
 from labelzoo.media.settings import MediaSettings
@@ -16,4 +16,5 @@ __all__ = [
     "TokenKind",
     "UpstreamError",
     "check_url_allowed",
+    "label_studio_client",
 ]

@@ -85,9 +85,12 @@ class Transport:
         stream: bool = False,
         allow_redirects: bool = True,
         retry: bool | None = None,
+        read_timeout: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; any HTTP status is returned as a response.
+
+        ``read_timeout`` replaces the transport's for this request (a slow export, say).
 
         Retries (when ``retry``, by default for idempotent methods) on connection failures and on
         502/503/504, with exponential backoff. Timeouts are not retried: a slow server would only make the
@@ -106,7 +109,7 @@ class Transport:
                     headers=headers,
                     stream=stream,
                     allow_redirects=allow_redirects,
-                    timeout=(self.options.connect_timeout, self.options.read_timeout),
+                    timeout=(self.options.connect_timeout, read_timeout or self.options.read_timeout),
                     verify=self.options.verify,
                     **kwargs,
                 )
@@ -118,8 +121,8 @@ class Transport:
                 ) from exc
             except requests.Timeout as exc:
                 raise UpstreamError(
-                    f"no response from {url} within {self.options.read_timeout:g} s: the server is slow or "
-                    "stuck (raise MEDIA_TIMEOUT if it is just slow)",
+                    f"no response from {url} within {read_timeout or self.options.read_timeout:g} s: the server is "
+                    "slow or stuck (raise MEDIA_TIMEOUT if it is just slow)",
                     code="upstream_timeout",
                 ) from exc
             except requests.exceptions.SSLError as exc:

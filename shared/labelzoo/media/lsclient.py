@@ -124,6 +124,11 @@ class LabelStudioClient:
             pool_size=settings.max_parallel_downloads,
         )
 
+    @property
+    def has_credentials(self) -> bool:
+        """Whether an API key is set: the API (exports, posting predictions) needs one, media may not."""
+        return self._api_key is not None
+
     # URLs -------------------------------------------------------------------------------------
     def url_for(self, path_or_url: str) -> str:
         """An absolute URL. Paths are joined to LABEL_STUDIO_URL, keeping its sub-path exactly once."""
@@ -207,8 +212,10 @@ class LabelStudioClient:
     def post(self, path_or_url: str, **kwargs: Any) -> requests.Response:
         return self.request("POST", path_or_url, **kwargs)
 
-    def get_json(self, path_or_url: str, *, params: Mapping[str, Any] | None = None) -> Any:
-        return _json_of(self.get(path_or_url, params=params))
+    def get_json(
+        self, path_or_url: str, *, params: Mapping[str, Any] | None = None, read_timeout: float | None = None
+    ) -> Any:
+        return _json_of(self.get(path_or_url, params=params, read_timeout=read_timeout))
 
     def post_json(self, path_or_url: str, payload: Any) -> Any:
         return _json_of(self.post(path_or_url, json=payload))
@@ -363,3 +370,15 @@ def _json_of(response: requests.Response) -> Any:
 def _snippet(response: requests.Response) -> str:
     text = " ".join(response.text[:200].split())
     return text or response.reason or "no details"
+
+
+def label_studio_client(settings: MediaSettings, *, api: bool = False) -> LabelStudioClient | None:
+    """The one way a process gets its Label Studio client: None when ``LABEL_STUDIO_URL`` is not set, and with
+    ``api`` (exports, posting predictions) also when ``LABEL_STUDIO_API_KEY`` is not.
+
+    A process builds one and hands it to everything that talks to Label Studio (media downloads, training's
+    export, bulk posts); calls that need longer than ``MEDIA_TIMEOUT`` pass their own ``read_timeout``.
+    """
+    if not settings.label_studio_url or (api and not settings.api_key):
+        return None
+    return LabelStudioClient.from_settings(settings)

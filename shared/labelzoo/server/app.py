@@ -18,10 +18,10 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from labelzoo.errors import BadRequest, LabelzooError, Unauthorized
-from labelzoo.runtime.service import Runtime
+from labelzoo.protocol import PredictRequest, SetupRequest, require_object
+from labelzoo.runtime import Runtime
 from labelzoo.server.auth import is_allowed
 from labelzoo.server.metrics import Metrics
-from labelzoo.server.payloads import PredictRequest, SetupRequest, require_object
 
 log = logging.getLogger("labelzoo.server")
 
@@ -100,12 +100,12 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.post("/setup")
     def setup() -> Response:
-        return jsonify(runtime.setup(SetupRequest.from_json(_json_body())))
+        return jsonify(runtime.prediction.setup(SetupRequest.from_json(_json_body())))
 
     @app.post("/predict")
     def predict() -> Response:
         req = PredictRequest.from_json(_json_body())
-        results = runtime.predict(req)
+        results = runtime.prediction.predict(req)
         deferred = sum("deferred_to" in item for item in results)  # a bulk job posts these through the API
         failed = sum("result" not in item for item in results) - deferred
         metrics.tasks.labels("ok").inc(len(results) - failed - deferred)
@@ -120,7 +120,7 @@ def create_app(runtime: Runtime) -> Flask:
     @app.post("/train")
     def train() -> tuple[Response, int]:
         body = require_object(_json_body())
-        return jsonify(runtime.train_legacy(body)), 201
+        return jsonify(runtime.training.train_from_export(body)), 201
 
     @app.get("/versions")
     def versions() -> Response:

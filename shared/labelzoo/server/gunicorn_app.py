@@ -20,7 +20,7 @@ WORKER_TIMEOUT_SECONDS = 300
 
 def build_app(backend: str, settings: Settings) -> Any:
     from labelzoo.registry import load_backend
-    from labelzoo.runtime.service import Runtime
+    from labelzoo.runtime import Runtime
     from labelzoo.server.app import create_app
 
     runtime = Runtime(load_backend(backend), settings)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labelzoo.training.db import Database
+from labelzoo.store.db import Database
 from labelzoo.training.events import AnnotationRecord
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from labelzoo.errors import BadRequest
+from labelzoo.protocol import project_key, short_repr
 
 UPSERT_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED"})
 #: LS sends ANNOTATIONS_DELETED; the singular is what the upstream SDK listened for, accepted too
@@ -45,29 +46,13 @@ class Event:
     deleted: tuple[int, ...] = ()
 
 
-def project_key(value: Any) -> str:
-    """The store's key for a project: ``12``, ``"12"``, ``"12.1718900000"``, ``{"id": 12}`` → ``"12"``."""
-    if isinstance(value, Mapping) and "id" in value:
-        value = value["id"]
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str):
-        head = value.strip().split(".", 1)[0]
-        if head.isascii() and head.isdigit():
-            return str(int(head))
-    raise BadRequest(
-        f'project must be a Label Studio project id such as 12, "12.1718900000" or {{"id": 12}}; '
-        f"got {_short(value)}"
-    )
-
-
 def parse_event(payload: Any) -> Event:
     """Turn a ``POST /webhook`` body into an :class:`Event`."""
     if not isinstance(payload, Mapping):
         raise BadRequest(f"the webhook body must be a JSON object, got {type(payload).__name__}")
     action = payload.get("action")
     if not isinstance(action, str) or not action:
-        raise BadRequest(f"'action' must be a non-empty string, got {_short(action)}")
+        raise BadRequest(f"'action' must be a non-empty string, got {short_repr(action)}")
     if action in UPSERT_ACTIONS:
         project, label_config = _project(payload)
         return Event(action, "upsert", project, label_config, annotations=tuple(_upserts(action, payload)))
@@ -103,11 +88,11 @@ def canonical_time(value: Any, where: str) -> str:
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise BadRequest(f"{where} must be an ISO 8601 timestamp, got {_short(value)}") from None
+            raise BadRequest(f"{where} must be an ISO 8601 timestamp, got {short_repr(value)}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
     else:
-        raise BadRequest(f"{where} must be an ISO 8601 timestamp string, got {_short(value)}")
+        raise BadRequest(f"{where} must be an ISO 8601 timestamp string, got {short_repr(value)}")
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -155,7 +140,7 @@ def _upserts(action: str, payload: Mapping[str, Any]) -> list[AnnotationRecord]:
         elif isinstance(task_ref, int) and task_ref in by_id:
             task_id, data = task_ref, by_id[task_ref]
         else:
-            raise BadRequest(f"{where}.task ({_short(task_ref)}) is not the id of a task in 'task'")
+            raise BadRequest(f"{where}.task ({short_repr(task_ref)}) is not the id of a task in 'task'")
         records.append(_annotation(item, task_id, data, where))
     return records
 
@@ -208,7 +193,7 @@ def _annotation(obj: Any, task_id: int, task_data: Mapping[str, Any], where: str
 
 def _int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{where} must be an integer, got {_short(value)}")
+        raise BadRequest(f"{where} must be an integer, got {short_repr(value)}")
     return value
 
 
@@ -216,10 +201,5 @@ def _bool(value: Any, where: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise BadRequest(f"{where} must be true or false, got {_short(value)}")
+        raise BadRequest(f"{where} must be true or false, got {short_repr(value)}")
     return value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelzoo.training.db import Database, iso
+from labelzoo.store.db import Database, iso
 from labelzoo.training.layout import JobPaths
 
 FINAL = ("succeeded", "failed", "cancelled", "skipped")

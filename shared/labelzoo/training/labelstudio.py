@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labelzoo.settings import Settings
 from labelzoo.training.events import AnnotationRecord, records_from_export
 
 if TYPE_CHECKING:
@@ -14,26 +13,11 @@ if TYPE_CHECKING:
 EXPORT_READ_TIMEOUT = 300.0
 
 
-def client_from_settings(settings: Settings) -> LabelStudioClient | None:
-    """A Label Studio API client, or None without both ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY``."""
-    media = settings.media
-    if not (media.label_studio_url and media.api_key):
-        return None
-    from labelzoo.media import LabelStudioClient
-
-    return LabelStudioClient(
-        media.label_studio_url,
-        media.api_key,
-        connect_timeout=media.connect_timeout,
-        read_timeout=max(media.read_timeout, EXPORT_READ_TIMEOUT),
-        verify=media.verify_ssl,
-    )
-
-
 def fetch_annotations(client: LabelStudioClient, project: str) -> list[AnnotationRecord]:
     """Every annotation of the project's annotated tasks, through the JSON export (LS 1.23)."""
     tasks = client.get_json(
-        f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "false"}
+        f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "false"},
+        read_timeout=EXPORT_READ_TIMEOUT,
     )
     return records_from_export(tasks, where="the Label Studio export")
 

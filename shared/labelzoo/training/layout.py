@@ -7,7 +7,6 @@ from pathlib import Path
 
 from labelzoo.settings import Settings
 
-DB_NAME = "labelzoo.sqlite3"
 STAGING_PREFIX = ".staging-"
 
 

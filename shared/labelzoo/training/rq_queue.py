@@ -5,7 +5,7 @@ work across machines over a network file system):
 
 * the **server** claims the job in SQLite, writes the training set to ``MODEL_DIR/<project>/jobs/<id>.json``
   and enqueues :func:`rq_train` on the ``labelzoo-training`` queue;
-* the **worker** (``labelzoo worker``, :func:`run_rq_worker`) trains into
+* the **worker** (``labelzoo worker``, :mod:`labelzoo.rq_worker`) trains into
   ``MODEL_DIR/<project>/.staging-<id>/`` exactly like the in-process runner does (a child process per
   job), reports progress in the RQ job's ``meta`` and returns an :class:`~labelzoo.training.worker.Outcome`;
 * the server polls the RQ job, copies progress into the job record, and promotes the staging folder
@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from redis import Redis
-from rq import Queue, Worker, get_current_job
+from rq import Queue, get_current_job
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from labelzoo.settings import Settings
+from labelzoo.rq_worker import worker_settings
 from labelzoo.training.layout import JobPaths
 from labelzoo.training.supervisor import Outcome, Reporter, supervise
 
@@ -42,9 +42,6 @@ KEEP_RESULTS = 7 * 24 * 3600  # a server that was down for days still finds the 
 CANCEL_KEY = "labelzoo:cancel:{}"
 CANCEL_GRACE = 30.0
 _WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
-
-_worker_settings: Settings | None = None  # set by run_rq_worker; the work-horse inherits it
-
 
 @dataclass(frozen=True)
 class Observation:
@@ -121,11 +118,6 @@ class _RQReporter(Reporter):
         return bool(self.job.connection.exists(CANCEL_KEY.format(self.job.id)))
 
 
-def worker_settings() -> Settings:
-    """The settings of the ``labelzoo worker`` running the current RQ job (or the environment's)."""
-    return _worker_settings or Settings.from_env()
-
-
 def rq_train(job_id: str, project: str, backend_name: str, backend_path: str) -> dict[str, Any]:
     """The RQ job: train the prepared job with this worker's settings and return its outcome."""
     settings = worker_settings()
@@ -138,14 +130,3 @@ def rq_train(job_id: str, project: str, backend_name: str, backend_path: str) ->
     backend = backend_path if (Path(backend_path) / "model.py").is_file() else backend_name
     outcome = supervise(settings, backend, paths, parent, _RQReporter(job), cancel_grace=CANCEL_GRACE)
     return outcome.to_json()
-
-
-def run_rq_worker(settings: Settings, burst: bool = False, queues: Sequence[str] = (QUEUE_NAME,)) -> bool:
-    """Run an RQ worker (``labelzoo worker``) on ``queues``, training's by default; True if it did work."""
-    global _worker_settings
-    if not settings.redis_url:
-        raise ValueError("REDIS_URL is not set: there is no queue to take training jobs from")
-    _worker_settings = settings
-    redis = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(name, connection=redis) for name in queues], connection=redis)
-    return worker.work(burst=burst, logging_level=settings.log_level)

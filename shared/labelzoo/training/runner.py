@@ -29,15 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 from labelzoo.registry import BackendSpec
 from labelzoo.settings import Settings
+from labelzoo.store.db import Database
+from labelzoo.store.procs import process_token, token_alive
 from labelzoo.training.annotations import AnnotationStore
-from labelzoo.training.db import Database
 from labelzoo.training.jobs import JobRecord, JobStore
-from labelzoo.training.labelstudio import client_from_settings, fetch_annotations, rename_backends_titled
-from labelzoo.training.procs import process_token, token_alive
+from labelzoo.training.labelstudio import fetch_annotations, rename_backends_titled
 from labelzoo.training.supervisor import JobLog, Outcome, Reporter, supervise
 from labelzoo.training.versions import VersionRecord, VersionStore, fingerprint, version_name
 
 if TYPE_CHECKING:
+    from labelzoo.media import LabelStudioClient
     from labelzoo.training.rq_queue import RQDispatcher
 
 log = logging.getLogger("labelzoo.training")
@@ -81,6 +82,7 @@ class Runner:
         base: Callable[[], str],
         current: Callable[[str], str],
         rq: RQDispatcher | None,
+        client: LabelStudioClient | None,
         cancel_grace: float,
     ) -> None:
         self.settings = settings
@@ -92,6 +94,7 @@ class Runner:
         self.base = base
         self.current = current
         self.rq = rq
+        self.client = client
         self.cancel_grace = cancel_grace
         self.executor = "rq" if rq is not None else "local"
         self._lock = threading.Lock()
@@ -221,19 +224,16 @@ class Runner:
         return _Plan(self.versions.path(project, parent) if parent_record else None)
 
     def _pull(self, project: str, joblog: JobLog) -> None:
-        client = client_from_settings(self.settings)
-        if client is None:
+        if self.client is None:
             joblog("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are not both set: training on the annotations "
                    "received through webhooks")
             return
         try:
-            records = fetch_annotations(client, project)
+            records = fetch_annotations(self.client, project)
         except Exception as exc:
             joblog(f"could not pull annotations from Label Studio ({exc}); training on the stored ones",
                    logging.WARNING)
             return
-        finally:
-            client.close()
         with self.db.write() as conn:
             changed = self.annotations.replace(conn, project, records)
         joblog(f"pulled {len(records)} annotations from Label Studio ({changed} new or changed)")
@@ -273,18 +273,15 @@ class Runner:
 
     def _rename_label_studio_backends(self, project: str, old: str, new: str, joblog: JobLog) -> None:
         """Keep a backend titled after the model version titled after it (see ``rename_backends_titled``)."""
-        client = client_from_settings(self.settings)
-        if client is None:
+        if self.client is None:
             return
         try:
-            renamed = rename_backends_titled(client, project, old, new)
+            renamed = rename_backends_titled(self.client, project, old, new)
         except Exception as exc:  # the version is promoted either way; this only keeps Label Studio's view in step
             joblog(f"could not rename the Label Studio backend titled {old!r} ({exc})", logging.WARNING)
         else:
             if renamed:
                 joblog(f"renamed {renamed} Label Studio backend(s) from {old!r} to {new!r}")
-        finally:
-            client.close()
 
     def _end(
         self, job: JobRecord, status: str, message: str, *, error: str | None = None,

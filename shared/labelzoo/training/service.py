@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from labelzoo.errors import BadRequest, LabelzooError, NotFound
+from labelzoo.media import LabelStudioClient
 from labelzoo.registry import BackendSpec
 from labelzoo.settings import Settings
+from labelzoo.store import Database, open_store
 from labelzoo.training.annotations import AnnotationStore
-from labelzoo.training.db import Database
 from labelzoo.training.events import parse_event, project_key, records_from_export
 from labelzoo.training.jobs import JobRecord, JobStore
-from labelzoo.training.layout import DB_NAME, STAGING_PREFIX
+from labelzoo.training.layout import STAGING_PREFIX
 from labelzoo.training.runner import Runner
 from labelzoo.training.supervisor import KILL_AFTER_TERMINATE
 from labelzoo.training.versions import VersionStore
@@ -45,8 +46,12 @@ class TrainingService:
         backend: BackendSpec,
         base_version: Callable[[], str] | str | None = None,
         *,
+        db: Database | None = None,
+        client: LabelStudioClient | None = None,
         cancel_grace: float = CANCEL_GRACE_SECONDS,
     ) -> None:
+        """``db`` is the shared store (opened here when None); ``client`` reaches Label Studio's API (None
+        without credentials: training then uses the annotations received through webhooks)."""
         self.settings = settings
         self.backend = backend
         self.model_dir = settings.model_dir.resolve()
@@ -54,7 +59,8 @@ class TrainingService:
             base_version = backend.cls(settings).base_version()
         self._base = base_version if callable(base_version) else (lambda: str(base_version))
         self._env_pins = _env_pins(settings)
-        self.db = Database(self.model_dir / DB_NAME)
+        self._owns_db = db is None
+        self.db = open_store(self.model_dir) if db is None else db
         self.annotations = AnnotationStore(self.db)
         self.versions_store = VersionStore(self.db, self.model_dir)
         self.jobs_store = JobStore(self.db, self.model_dir)
@@ -66,7 +72,7 @@ class TrainingService:
         self.runner = Runner(
             settings=settings, backend=backend, db=self.db, annotations=self.annotations,
             versions=self.versions_store, jobs=self.jobs_store, base=self.base_version,
-            current=self.current_version, rq=rq, cancel_grace=cancel_grace,
+            current=self.current_version, rq=rq, client=client, cancel_grace=cancel_grace,
         )
 
     def base_version(self) -> str:
@@ -97,7 +103,8 @@ class TrainingService:
 
     def close(self) -> None:
         self.runner.stop(timeout=KILL_AFTER_TERMINATE + 5)
-        self.db.close()
+        if self._owns_db:
+            self.db.close()
 
     # webhooks ----------------------------------------------------------------------------------
     def handle_event(self, payload: Any) -> dict[str, Any]:
@@ -134,6 +141,14 @@ class TrainingService:
         with self.db.write() as conn:
             self.annotations.touch_project(conn, project, label_config)
             return self.annotations.upsert(conn, project, records)
+
+    def train_from_export(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Legacy ``POST /train``: export-format tasks with their annotations, then a training job."""
+        label_config = body.get("label_config")
+        if label_config is not None and not isinstance(label_config, str):
+            raise BadRequest("'label_config' must be the label config XML")
+        stored = self.record_tasks(body.get("project"), body.get("annotations"), label_config)
+        return {"status": "ok", "stored": stored, "job": self.start_training(body.get("project"))}
 
     def _queue_if_due(self, conn: Any, project: str, pending: int) -> JobRecord | None:
         threshold = self.settings.train_after_annotations

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from labelzoo.errors import LabelzooError
-from labelzoo.training.db import Database, iso
+from labelzoo.store.db import Database, iso
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -1,4 +1,4 @@
-"""Each project's ``extra_params`` from ``/setup``, shared by every worker process through SQLite.
+"""Each project's ``extra_params`` from ``/setup``, shared by every worker process through the store.
 
 Label Studio sends ``extra_params`` only with ``/setup``; ``/predict`` may land on another gunicorn
 worker, so the value is kept on disk rather than in a per-process dict.
@@ -7,17 +7,14 @@ worker, so the value is kept on disk rather than in a per-process dict.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from labelzoo.training.db import Database
-
-MIGRATIONS = ("CREATE TABLE project_params (project TEXT PRIMARY KEY, params TEXT NOT NULL)",)
+from labelzoo.store.db import Database
 
 
 class ProjectParams:
-    def __init__(self, path: Path) -> None:
-        self._db = Database(path, migrations=MIGRATIONS)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def save(self, project: str, params: dict[str, Any]) -> None:
         with self._db.write() as conn:

@@ -1,4 +1,4 @@
-"""The SQLite file behind training: annotations, model versions and jobs, shared by every process.
+"""The one SQLite file behind all state (``MODEL_DIR/labelzoo.sqlite3``), shared by every process.
 
 Several gunicorn workers, their training children and the in-process runners all open the same file,
 so the rules are:
@@ -10,7 +10,8 @@ so the rules are:
 * one connection per thread and process: ``sqlite3`` connections must not cross threads, and a
   connection inherited through ``fork`` must never be used by the child.
 
-WAL needs a local file system (it uses shared memory); see ``labelzoo.training`` for the RQ layout.
+WAL needs a local file system (it uses shared memory); see ``labelzoo.training`` for the RQ layout. The
+schema is :data:`labelzoo.store.schema.MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -23,74 +24,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from labelzoo.store.schema import MIGRATIONS
+
 BUSY_TIMEOUT_MS = 15_000
 
-#: Schema migrations, applied in order; ``PRAGMA user_version`` counts how many have run.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE projects (
-        project TEXT PRIMARY KEY,
-        label_config TEXT,
-        pin TEXT,                                 -- from /setup extra_params.model_version
-        changes INTEGER NOT NULL DEFAULT 0,       -- new/changed annotations ever recorded
-        trained_mark INTEGER NOT NULL DEFAULT 0   -- `changes` when the last job started
-    );
-    CREATE TABLE annotations (
-        project TEXT NOT NULL,
-        id INTEGER NOT NULL,
-        task_id INTEGER NOT NULL,
-        task_data TEXT NOT NULL,
-        result TEXT NOT NULL,
-        was_cancelled INTEGER NOT NULL,
-        ground_truth INTEGER NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (project, id)
-    );
-    CREATE INDEX annotations_task ON annotations (project, task_id);
-    CREATE TABLE versions (
-        seqno INTEGER PRIMARY KEY AUTOINCREMENT,  -- promotion order, across processes
-        project TEXT NOT NULL,
-        version TEXT NOT NULL,
-        base TEXT NOT NULL,
-        parent TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        job_id TEXT,
-        examples INTEGER NOT NULL,
-        metrics TEXT NOT NULL DEFAULT '{}',
-        summary TEXT NOT NULL DEFAULT '',
-        created_at REAL NOT NULL,
-        UNIQUE (project, version)
-    );
-    CREATE INDEX versions_latest ON versions (project, base, seqno);
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        project TEXT NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        executor TEXT NOT NULL,                   -- "local" (child of a server process) or "rq"
-        progress REAL NOT NULL DEFAULT 0,
-        message TEXT NOT NULL DEFAULT '',
-        metrics TEXT NOT NULL DEFAULT '{}',
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        parent_version TEXT,
-        candidate TEXT,                           -- the version name this job's weights would get
-        generation INTEGER,
-        examples INTEGER,
-        dispatched_at REAL,                       -- when an "rq" job was handed to Redis
-        version TEXT,                             -- set once promoted
-        error TEXT,
-        log_path TEXT NOT NULL,
-        runner TEXT,                              -- process token of the supervising process
-        cancel_requested INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX jobs_project ON jobs (project, created_at);
-    CREATE INDEX jobs_status ON jobs (status, created_at);
-    CREATE UNIQUE INDEX jobs_one_queued ON jobs (project) WHERE status = 'queued';
-    CREATE UNIQUE INDEX jobs_one_running ON jobs (project) WHERE status = 'running';
-    """,
-)
 
 
 def iso(epoch: float | None) -> str | None:
@@ -122,8 +59,8 @@ def enable_wal(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT_MS / 1000
 class Database:
     """Hands out this thread's connection to one SQLite file and runs its migrations once.
 
-    ``migrations`` defaults to the training schema; other stores (``labelzoo.bulk``) pass their own and
-    keep them in their own file, since ``PRAGMA user_version`` counts the migrations of one file.
+    ``PRAGMA user_version`` counts the migrations applied to the file; ``migrations`` defaults to the schema
+    of the whole store (tests pass their own).
     """
 
     def __init__(self, path: Path, migrations: tuple[str, ...] = MIGRATIONS) -> None:

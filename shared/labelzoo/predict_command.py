@@ -23,9 +23,9 @@ from labelzoo.bulk.progress import ProgressBar
 from labelzoo.bulk.sources import load_task_file, scan_media_folder
 from labelzoo.errors import LabelzooError
 from labelzoo.labelconfig import parse_label_config_cached
+from labelzoo.prediction import run_backend, to_json
 from labelzoo.registry import load_backend
-from labelzoo.runtime.predictor import run_backend, to_json
-from labelzoo.runtime.service import Runtime
+from labelzoo.runtime import Runtime
 from labelzoo.settings import Settings
 
 INTERRUPTED = 130
@@ -73,7 +73,7 @@ def _offline(runtime: Runtime, args: argparse.Namespace, stop: threading.Event) 
     else:
         sources = load_task_file(args.tasks)
     _wait_for_model(runtime)
-    backend, ctx = runtime.context(args.project, label_config, wait=LOAD_TIMEOUT)
+    backend, ctx = runtime.prediction.context(args.project, label_config, wait=LOAD_TIMEOUT)
     print(f"{len(sources)} tasks from {args.tasks}, model version {ctx.model_version}", file=sys.stderr)
     bar = ProgressBar(len(sources), "predicting")
     summary = predict_offline(

@@ -22,15 +22,42 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from labelzoo.backend import Backend, PredictContext, Prediction, Task
-from labelzoo.runtime.predictor import run_backend, to_json
+from labelzoo.prediction.predictor import run_backend, to_json
 
-if TYPE_CHECKING:
-    from labelzoo.bulk.service import BulkService, Handoff
+log = logging.getLogger("labelzoo.prediction")
 
-log = logging.getLogger("labelzoo.bulk")
+
+class Handoff(Protocol):
+    """A job that posts through Label Studio's API what a ``/predict`` computes after its deadline."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def total(self) -> int:
+        """How many tasks the job holds."""
+
+    def wanted(self) -> bool:
+        """False once the job is cancelled or the server stops: computing more would be wasted."""
+
+    def post(self, seq: int, tasks: Sequence[Task], items: Sequence[dict[str, Any]]) -> None:
+        """Post the items of backend batch ``seq`` (counted from the deadline's cut)."""
+
+    def close(self) -> None: ...
+
+
+class Handoffs(Protocol):
+    """What the deadline needs from the bulk service (see :class:`labelzoo.bulk.service.BulkService`)."""
+
+    def claimed(self, project: str, task_ids: Sequence[int]) -> dict[int, str]:
+        """The tasks a running job has claimed, with the job's id: it posts them, so they are not predicted."""
+
+    def hand_off(self, project: str, version: str, label_config: str,
+                 chunks: Sequence[Sequence[int]]) -> Handoff | None:
+        """A running job for the tasks after the cut, one chunk per backend batch; None without Label Studio."""
 
 
 class DeadlineRun:
@@ -101,11 +128,13 @@ class DeadlineRun:
         return self._handoff is not None and self._handoff.wanted()
 
 
-def predict_in_time(bulk: BulkService, backend: Backend, tasks: Sequence[Task], ctx: PredictContext, *,
-                    label_config: str, started: float) -> list[dict[str, Any]]:
-    """The items of a batch ``/predict``: one per task, in order, answered by ``PREDICT_DEADLINE``."""
+def predict_in_time(handoffs: Handoffs | None, backend: Backend, tasks: Sequence[Task], ctx: PredictContext, *,
+                    label_config: str, started: float, limit: float) -> list[dict[str, Any]]:
+    """The items of a batch ``/predict``: one per task, in order, answered ``limit`` seconds (``PREDICT_DEADLINE``)
+    after ``started``; 0 means no deadline. Without ``handoffs`` the tasks past the deadline are only skipped."""
     version = ctx.model_version
-    claimed = bulk.claimed(ctx.project, [t.id for t in tasks if t.id is not None])
+    ids = [t.id for t in tasks if t.id is not None]
+    claimed = handoffs.claimed(ctx.project, ids) if handoffs is not None else {}
     items: list[dict[str, Any] | None] = [None] * len(tasks)
     todo: list[int] = []
     for i, task in enumerate(tasks):
@@ -117,7 +146,6 @@ def predict_in_time(bulk: BulkService, backend: Backend, tasks: Sequence[Task], 
         else:
             todo.append(i)
     chosen = [tasks[i] for i in todo]
-    limit = bulk.settings.predict_deadline
     handed_to: str | None = None
     done = len(chosen)
     if not limit or not chosen:
@@ -127,7 +155,7 @@ def predict_in_time(bulk: BulkService, backend: Backend, tasks: Sequence[Task], 
         predictions = run.answer(started + limit)
         done = len(predictions)
         if done < len(chosen):
-            message, handed_to = _hand_off(bulk, run, ctx, label_config, limit)
+            message, handed_to = _hand_off(handoffs, run, ctx, label_config, limit)
             predictions += [Prediction.failed(message)] * (len(chosen) - done)
     for n, (i, prediction) in enumerate(zip(todo, predictions, strict=True)):
         items[i] = to_json(prediction, version)
@@ -137,12 +165,13 @@ def predict_in_time(bulk: BulkService, backend: Backend, tasks: Sequence[Task], 
 
 
 def _hand_off(
-    bulk: BulkService, run: DeadlineRun, ctx: PredictContext, label_config: str, limit: float
+    handoffs: Handoffs | None, run: DeadlineRun, ctx: PredictContext, label_config: str, limit: float
 ) -> tuple[str, str | None]:
     """Start the hand-off job (never raising: /predict must still answer): what happens to the rest, the job id."""
     handoff = None
     try:
-        handoff = bulk.hand_off(ctx.project, ctx.model_version, label_config, run.remaining_chunks())
+        if handoffs is not None:
+            handoff = handoffs.hand_off(ctx.project, ctx.model_version, label_config, run.remaining_chunks())
     except Exception:
         log.exception("could not start a bulk job for the tasks past PREDICT_DEADLINE")
     finally:
@@ -151,6 +180,6 @@ def _hand_off(
     if handoff is None:
         return (f"{late}: Label Studio asks for it again next time. With LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
                 "set, such tasks are posted to Label Studio in the background instead"), None
-    log.info("/predict: %d tasks past PREDICT_DEADLINE handed to bulk job %s", handoff.job.total, handoff.job.id)
-    job = handoff.job.id
+    log.info("/predict: %d tasks past PREDICT_DEADLINE handed to bulk job %s", handoff.total, handoff.job_id)
+    job = handoff.job_id
     return f"{late}: bulk job {job} posts its prediction to Label Studio (GET /bulk/{job})", job

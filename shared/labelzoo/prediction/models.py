@@ -52,7 +52,7 @@ class ModelPool:
     """Hands out loaded :class:`Backend` instances by version; the base instance is pinned."""
 
     def __init__(self, backend_cls: type[Backend], settings: Settings, *, capacity: int | None = None) -> None:
-        self._cls = backend_cls
+        self.backend_cls = backend_cls
         self._settings = settings
         self._capacity = capacity or settings.loaded_models
         self._lock = threading.Lock()
@@ -78,7 +78,7 @@ class ModelPool:
         if weights is None:
             slot = self._base
         else:
-            slot = self._slot_for(version, lambda: self._cls(self._settings, weights=weights))
+            slot = self._slot_for(version, lambda: self.backend_cls(self._settings, weights=weights))
         if not slot.done.wait(wait):
             raise NotReady(f"model {version} is still loading; try again in a few seconds")
         if slot.status.state == "failed":

@@ -1,4 +1,6 @@
-"""Typed views of the JSON bodies Label Studio sends, validated with messages that name the field."""
+"""The protocol's payload types: typed views of the JSON bodies Label Studio sends, validated with messages
+that name the field. The server parses requests into these and the services take them, so neither the
+prediction layer nor training imports the server."""
 
 from __future__ import annotations
 
@@ -9,9 +11,30 @@ from typing import Any
 
 from labelzoo.backend import Task
 from labelzoo.errors import BadRequest
-from labelzoo.training.events import project_key
 
 MAX_TASKS_PER_REQUEST = 100_000
+
+
+def project_key(value: Any) -> str:
+    """The store's key for a project: ``12``, ``"12"``, ``"12.1718900000"``, ``{"id": 12}`` → ``"12"``."""
+    if isinstance(value, Mapping) and "id" in value:
+        value = value["id"]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str):
+        head = value.strip().split(".", 1)[0]
+        if head.isascii() and head.isdigit():
+            return str(int(head))
+    raise BadRequest(
+        f'project must be a Label Studio project id such as 12, "12.1718900000" or {{"id": 12}}; '
+        f"got {short_repr(value)}"
+    )
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, for error messages that quote what was sent."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def require_object(body: Any, where: str = "request body") -> dict[str, Any]:

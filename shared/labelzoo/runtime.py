@@ -1,0 +1,92 @@
+"""The composition root: the one place that builds a process's services and wires them together.
+
+::
+
+    server (HTTP) ──▶ PredictionService ──▶ ModelPool ──▶ Backend
+         │                 ▲   │ hands tasks past the deadline to (Handoffs)
+         ├──▶ TrainingService  └──────────▶ BulkService ──▶ PredictionService.context
+         └──▶ BulkService          (VersionSource: TrainingService)
+
+    below all of them: the store (one SQLite file), the media resolver, one Label Studio client
+
+No service builds another: training and bulk are siblings that reach the prediction layer through narrow
+interfaces (:class:`~labelzoo.prediction.VersionSource`, :class:`~labelzoo.prediction.deadline.Handoffs`).
+The server, ``labelzoo predict`` and the tests all start a :class:`Runtime`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from labelzoo.bulk.service import BulkService
+from labelzoo.media import MediaResolver, label_studio_client
+from labelzoo.prediction import ModelPool, PredictionService
+from labelzoo.registry import BackendSpec
+from labelzoo.settings import Settings
+from labelzoo.store import ProjectParams, open_store
+from labelzoo.training import TrainingService
+
+log = logging.getLogger("labelzoo.runtime")
+
+
+class Runtime:
+    """One backend's services in one process: build, :meth:`start`, serve, :meth:`close`."""
+
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        model_dir = settings.model_dir.resolve()
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.db = open_store(model_dir)
+        self.client = label_studio_client(settings.media)
+        api_client = self.client if self.client is not None and self.client.has_credentials else None
+        self.media = MediaResolver(settings.media, client=self.client)
+        self.params = ProjectParams(self.db)
+        self.models = ModelPool(spec.cls, settings)
+        self.training = TrainingService(settings, spec, base_version=self.models.base.base_version, db=self.db,
+                                        client=api_client)
+        self.prediction = PredictionService(spec.name, self.models, settings, media=self.media, params=self.params,
+                                            versions=self.training)
+        self.bulk = BulkService(spec, settings, db=self.db, client=api_client, predictions=self.prediction,
+                                versions=self.training)
+        self.prediction.handoffs = self.bulk
+        self.label_studio: dict[str, Any] = {"configured": self.client is not None}
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.training.recover()
+        self.models.start()
+        self.bulk.recover()
+        if self.client is not None:
+            threading.Thread(target=self._check_label_studio, name="labelzoo-ls-check", daemon=True).start()
+
+    def close(self) -> None:
+        self.bulk.close()
+        self.training.close()
+        self.media.close()
+        if self.client is not None:
+            self.client.close()
+        self.db.close()
+
+    def _check_label_studio(self) -> None:
+        assert self.client is not None
+        result = self.client.check()
+        self.label_studio = {"configured": True, "ok": result.ok, "token": result.kind, "message": result.message}
+        (log.info if result.ok else log.warning)("Label Studio token check: %s", result.message)
+
+    # status ----------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.prediction.ready
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "UP",
+            "model_class": self.spec.cls.__name__,
+            "backend": self.spec.name,
+            "ready": self.ready,
+            "model": self.prediction.model_health(),
+            "label_studio": self.label_studio,
+        }

@@ -1,21 +1,42 @@
 # labelzoo: `make run BACKEND=template` serves a backend on :9090, `make test` runs the tests.
-# Both install what they need first (a .venv pinned by constraints.txt, and redis-server for the tests).
+# Both install what they need first: `run` a virtualenv with only that backend's needs (.venv-<backend>),
+# `test` the whole development stack (.venv) plus Label Studio and the programs the tests use. Both are
+# pinned by constraints.txt.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BACKEND ?= template
+HOST ?= 0.0.0.0
+PORT ?= 9090
 PIP := $(BIN)/python -m pip
+PIP_FLAGS := --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps ls-venv test run lint bench up-yolo up-spacy up-whisper up-sam clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt --no-deps ultralytics
+	$(PIP) install $(PIP_FLAGS) -e '.[dev]'
+	$(PIP) install $(PIP_FLAGS) --no-deps ultralytics
+	touch $@
+
+# One backend on its own: the core and the backend's extra (yolo and whisper also install their
+# requirements-nodeps.txt without dependencies, as their Dockerfiles do). TORCH_INDEX_URL (e.g.
+# https://download.pytorch.org/whl/cpu, PyTorch's CPU builds) installs torch from that index first.
+RUN_VENV := .venv-$(BACKEND)
+NODEPS := $(wildcard backends/$(BACKEND)/requirements-nodeps.txt)
+TORCH_INDEX_URL ?=
+TORCH_BACKENDS := yolo whisper sam
+
+$(RUN_VENV)/.installed: pyproject.toml setup.py constraints.txt
+	test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
+	$(if $(and $(TORCH_INDEX_URL),$(filter $(BACKEND),$(TORCH_BACKENDS))),$(RUN_VENV)/bin/python -m pip install \
+	  $(PIP_FLAGS) --index-url $(TORCH_INDEX_URL) torch $(if $(filter whisper,$(BACKEND)),,torchvision))
+	$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[$(BACKEND)]'
+	$(if $(NODEPS),$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r $(NODEPS))
 	touch $@
 
 # Programs the tests use: redis-server (RQ queue tests), ffmpeg (audio decoding), espeak-ng
@@ -46,8 +67,8 @@ $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION):
 test: install system-deps ls-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-run: install
-	$(BIN)/labelzoo serve $(BACKEND) --host 0.0.0.0 --port 9090
+run: $(RUN_VENV)/.installed
+	$(RUN_VENV)/bin/labelzoo serve $(BACKEND) --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check shared backends tests
@@ -56,11 +77,13 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 # Quickstarts: Label Studio + the backend + a one-shot step that creates a demo project and connects them.
+# Compose reads .env for the files' ${...} defaults only with --env-file (its project folder is compose/):
+# so LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in .env win over the demo's.
 up-sam: export BOOTSTRAP_FLAGS := --interactive
 # GPU=1 adds the backend's GPU variant (compose/<backend>.gpu.yml: CUDA torch, DEVICE=cuda, the GPUs).
 up-yolo up-spacy up-whisper up-sam: up-%:
-	BACKEND=$* docker compose -f compose/label-studio.yml -f compose/$*.yml \
+	BACKEND=$* docker compose $(if $(wildcard .env),--env-file .env) -f compose/label-studio.yml -f compose/$*.yml \
 	  $(if $(GPU),-f compose/$*.gpu.yml) up --build
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-* $(LS_VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -42,21 +42,38 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_a_data_volume(docker
             assert (REPO / path).exists(), f"{dockerfile}: COPY {path} does not exist in the build context"
 
 
-VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
-
-
 def interpolate(text: str, env: dict[str, str]) -> str:
-    """Compose's variable substitution: ``${X}``, ``${X:-default}``, ``${X:?error}``; ``$$`` is a ``$``."""
+    """Compose's variable substitution: ``${X}``, ``${X:-default}``, ``${X-default}``, ``${X:?error}``, defaults
+    that hold variables themselves (``${A:-${B:-b}}``); ``$$`` is a ``$``."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("${", i):
+            end, depth = i + 2, 1
+            while depth:
+                depth += {"{": 1, "}": -1}.get(text[end], 0) if not text.startswith("${", end) else 1
+                end += 2 if text.startswith("${", end) else 1
+            out.append(_substitute(text[i + 2 : end - 1], env))
+            i = end
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
-    def value(match: re.Match[str]) -> str:
-        name, kind, arg = match.groups()
-        if name in env:
-            return env[name]
-        if kind == "?":
-            raise AssertionError(f"${{{name}}} is required: {arg}")
-        return arg if kind == "-" else ""
 
-    return VARIABLE.sub(value, text.replace("$$", "\0")).replace("\0", "$")
+def _substitute(inner: str, env: dict[str, str]) -> str:
+    match = re.fullmatch(r"(\w+)(?:(:?)([-?])(.*))?", inner, flags=re.S)
+    assert match, f"cannot read ${{{inner}}}"
+    name, colon, kind, arg = match.groups()
+    value = env.get(name)
+    if value is not None and (value or not colon):
+        return value
+    if kind == "?":
+        raise AssertionError(f"${{{name}}} is required: {arg}")
+    return interpolate(arg, env) if kind == "-" else ""
 
 
 def _services(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -109,6 +126,27 @@ def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
     merged = {"services": services, "volumes": {**(shared.get("volumes") or {}), **(own.get("volumes") or {})}}
     PyCompose.from_yaml(yaml.safe_dump(merged))
     assert f"up-{backend}" in (REPO / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam"])
+def test_the_users_env_file_wins_over_the_quickstart_defaults(backend: str) -> None:
+    """An upstream user's ``.env`` (``LABEL_STUDIO_URL`` and a Personal Access Token) reaches the backend; the
+    demo's URL and token are only defaults."""
+    text = (REPO / "compose" / f"{backend}.yml").read_text()
+    mine = {"BACKEND": backend, "LABEL_STUDIO_URL": "https://ls.example.org", "LABEL_STUDIO_API_KEY": "my-pat"}
+    environment = yaml.safe_load(interpolate(text, mine))["services"][backend]["environment"]
+    assert (environment["LABEL_STUDIO_URL"], environment["LABEL_STUDIO_API_KEY"]) == ("https://ls.example.org",
+                                                                                      "my-pat")
+    demo = yaml.safe_load(interpolate(text, {"BACKEND": backend, "LABEL_STUDIO_USER_TOKEN": "demo-token"}))
+    assert demo["services"][backend]["environment"]["LABEL_STUDIO_API_KEY"] == "demo-token"
+    assert "--env-file .env" in (REPO / "Makefile").read_text()  # compose reads ../.env for interpolation
+
+
+def test_interpolation_reads_nested_defaults() -> None:
+    assert interpolate("${A:-${B:-b}} ${C-} $${D}", {}) == "b  ${D}"
+    assert interpolate("${A:-${B:-b}}", {"B": "x"}) == "x"
+    assert interpolate("${A:-${B:-b}}", {"A": "", "B": "x"}) == "x"
+    assert interpolate("${A-z}", {"A": ""}) == ""
 
 
 @pytest.mark.parametrize("override", GPU_OVERRIDES, ids=lambda p: p.stem)

@@ -20,6 +20,7 @@ from segment_anything.modeling import Sam
 
 from labelzoo import LabelzooError, Settings
 from labelzoo.devices import resolve_device
+from labelzoo.options import Option
 
 log = logging.getLogger("labelzoo.sam")
 
@@ -31,19 +32,34 @@ OFFICIAL_CHECKPOINTS = {
 }
 
 
-def model_type(settings: Settings) -> str:
-    name = settings.option("SAM_MODEL_TYPE", DEFAULT_MODEL_TYPE) or DEFAULT_MODEL_TYPE
+def _registered(name: str) -> str:
     if name not in sam_model_registry:
         known = ", ".join(sorted(k for k in sam_model_registry if k != "default"))
-        raise LabelzooError(f"SAM_MODEL_TYPE={name!r} is not a SAM model type; use one of {known}")
+        raise ValueError(f"is not a SAM model type; use one of {known}")
     return name
+
+
+MODEL_TYPE = Option(
+    "SAM_MODEL_TYPE", str, DEFAULT_MODEL_TYPE, check=_registered,
+    doc="`vit_b` (375 MB), `vit_l` (1.2 GB) or `vit_h` (2.4 GB): the architecture, a key of "
+    "`segment_anything.sam_model_registry`",
+)
+CHECKPOINT = Option(
+    "SAM_CHECKPOINT", default_doc="Meta's checkpoint for the type",
+    doc="a `.pth` file (relative paths are looked up under `MODEL_ROOT`, else the working directory) or an "
+    "http(s) URL, downloaded once into `MODEL_DIR/checkpoints/`",
+)
+
+
+def model_type(settings: Settings) -> str:
+    return str(MODEL_TYPE.read(settings.env))
 
 
 def checkpoint_source(settings: Settings) -> str:
     """``SAM_CHECKPOINT`` as given, or the official URL for the model type."""
-    source = settings.option("SAM_CHECKPOINT")
+    source = CHECKPOINT.read(settings.env)
     if source:
-        return source
+        return str(source)
     name = model_type(settings)
     if name not in OFFICIAL_CHECKPOINTS:
         raise LabelzooError(f"SAM_MODEL_TYPE={name!r} has no official checkpoint; set SAM_CHECKPOINT to its weights")

@@ -15,20 +15,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from labelzoo import Backend, LabelzooError, MediaError, PredictContext, Prediction, Settings, Target, Task, TaskError
-from labelzoo.images import max_pixels_setting, open_image
+from labelzoo import Backend, LabelzooError, PredictContext, Prediction, Settings, Target, Task, TaskError
+from labelzoo.caching import LruCache, WarmUpQueue
+from labelzoo.devices import DEVICE_TYPES
+from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting, open_array
 from labelzoo.labelconfig import ObjectTag
-from labelzoo.media import MediaResolver
-from labelzoo.taskdata import media_path
+from labelzoo.media import MediaResolver, TaskMedia
+from labelzoo.options import Option, Options
 
-from .checkpoint import checkpoint_source, load_sam, model_type
-from .embeddings import Embedding, EmbeddingCache, content_key
+from .checkpoint import CHECKPOINT, MODEL_TYPE, checkpoint_source, load_sam
+from .embeddings import Embedding, content_key, embedding_cache
 from .outputs import OUTPUT_TAGS, choose_outputs, mask_regions
 from .prompts import read_prompt
 from .segmenter import Segmenter
-from .warmup import WarmUpQueue
 
 log = logging.getLogger("labelzoo.sam")
 
@@ -42,20 +41,33 @@ class SegmentAnything(Backend):
     description = "Segment Anything: smart keypoints and rectangles become masks; embeddings cached per image"
 
     segmenter: Segmenter
-    cache: EmbeddingCache
+    cache: LruCache[str, Embedding]
+
+    options = Options(
+        MODEL_TYPE,
+        CHECKPOINT,
+        Option("SAM_CACHE_MB", float, 1024.0, low=0, doc="memory for image embeddings (4 MiB each with the official "
+               "models: 256 images); on a GPU it is GPU memory"),
+        Option("SAM_WARMUP", bool, True, doc="encode images when Label Studio asks for ordinary predictions; "
+               "`false` leaves encoding to the first click"),
+        MAX_MEGAPIXELS,
+        Option("SAM_POLYGON_TOLERANCE", float, 1.5, low=0, doc="polygon simplification, in pixels of the natural "
+               "image (0 keeps every boundary pixel)"),
+    )
+    device_types = DEVICE_TYPES
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         super().__init__(settings, weights)
-        self.model_type = model_type(settings)
-        self.cache_bytes = int(_float_option(settings, "SAM_CACHE_MB", 1024.0) * MIB)
-        self.tolerance_px = _float_option(settings, "SAM_POLYGON_TOLERANCE", 1.5)
-        self.warmup = settings.bool_option("SAM_WARMUP", True)
+        self.model_type = self.options.sam_model_type
+        self.cache_bytes = int(self.options.sam_cache_mb * MIB)
+        self.tolerance_px = self.options.sam_polygon_tolerance
+        self.warmup = self.options.sam_warmup
         self.max_pixels = max_pixels_setting(settings)
-        self._warmups = WarmUpQueue()
+        self._warmups = WarmUpQueue(name="sam-warmup")
 
     def load(self) -> None:
         self.segmenter = Segmenter(load_sam(self.settings))
-        self.cache = EmbeddingCache(self.cache_bytes)
+        self.cache = embedding_cache(self.cache_bytes)
         log.info(
             "SAM embedding cache: %d MiB, %d images of %.1f MiB",
             self.cache_bytes // MIB,
@@ -108,44 +120,39 @@ class SegmentAnything(Backend):
         """The cached embedding of the task's image, computed on a miss (once, however many callers)."""
         if obj.value_list:
             raise TaskError(f"<Image name={obj.name!r}> uses valueList (several images); SAM handles one image")
-        path = media_path(task, obj, media)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise MediaError(f"task {task.id}: cannot read the image {path}: {exc.strerror or exc}") from exc
+        key, image = media.for_task(task, obj, _keyed)
 
         def encode() -> Embedding:
             # EXIF-transposed RGB: Label Studio's percent coordinates refer to the image as browsers show it.
-            image = open_image(path, max_pixels=self.max_pixels, shown=f"task {task.id}'s image {obj.name!r}")
-            return self.segmenter.embed(np.asarray(image))
+            return self.segmenter.embed(open_array(image.path, max_pixels=self.max_pixels, shown=image.where))
 
-        return self.cache.get_or_compute(content_key(data), encode)
+        return self.cache.get_or_compute(key, encode)
 
     def _queue_warmups(self, tasks: Sequence[Task], ctx: PredictContext) -> None:
         """Encode the tasks' images in the background, no more at a time than the cache holds."""
         images = list({obj.name: obj for _, obj in ctx.config.pairs(OUTPUT_TAGS, "Image")}.values())
-        jobs = [partial(self._warm, task, obj, ctx.media) for task in tasks for obj in images]
+        # Keyed by task and image: a task opened again before its warm-up ran is not queued twice.
+        jobs = {
+            (id(task) if task.id is None else task.id, obj.name): partial(self._warm, task, obj, ctx.media)
+            for task in tasks
+            for obj in images
+        }
         queued = self._warmups.submit(jobs, limit=self.cache_capacity)
         if queued < len(jobs):
-            log.info("warming %d of %d images: the cache holds %d", queued, len(jobs), self.cache_capacity)
+            log.info("warming %d of %d images (queued already, or the cache holds %d)", queued, len(jobs),
+                     self.cache_capacity)  # fmt: skip
 
     def _warm(self, task: Task, obj: ObjectTag, media: MediaResolver) -> None:
         try:
             self.embedding(task, obj, media)
         except LabelzooError as exc:  # a bad image fails its own click later, with the same message
-            log.warning("task %s: no warm-up for %r: %s", task.id, obj.name, exc.message)
+            log.warning("no warm-up: %s", exc.message)
 
     def wait_for_warmups(self, timeout: float | None = None) -> bool:
         """Block until the queued warm-ups are done; False if some still run after ``timeout`` seconds."""
         return self._warmups.wait_idle(timeout)
 
 
-def _float_option(settings: Settings, name: str, default: float) -> float:
-    raw = settings.option(name)
-    try:
-        value = default if raw is None else float(raw)
-    except ValueError:
-        raise LabelzooError(f"{name}={raw!r} is not a number") from None
-    if not value >= 0:  # also rejects NaN
-        raise LabelzooError(f"{name}={raw!r} must be a number >= 0")
-    return value
+def _keyed(image: TaskMedia) -> tuple[str, TaskMedia]:
+    """The image file's content key (the cache's key) and the file, decoded only on a cache miss."""
+    return content_key(image.path.read_bytes()), image

@@ -14,12 +14,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from labelzoo import TaskError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
-from labelzoo.results import brush, polygon, simplify_polygon
+from labelzoo.results import brush, label_key, mask_to_polygons, polygon
 
 OUTPUT_TAGS = ("BrushLabels", "PolygonLabels")
 
@@ -40,9 +39,10 @@ def choose_outputs(config: LabelConfig, obj: ObjectTag, label: str | None, log: 
             f'the label config has no <BrushLabels> or <PolygonLabels> with toName="{obj.name}" for SAM\'s '
             f'mask; add e.g. <BrushLabels name="mask" toName="{obj.name}"> with the same labels as the prompt'
         )
-    with_label = [c for c in controls if label is not None and (c.dynamic_labels or _has_label(c, label))]
+    keys = {c.name: label_key(c, label) for c in controls} if label is not None else {}
+    with_label = [Output(c, keys[c.name]) for c in controls if keys.get(c.name) is not None]
     if with_label:
-        return [Output(c, _key(c, label)) for c in with_label]
+        return with_label
     outputs = [Output(c, c.label_keys[0] if c.label_keys else label) for c in controls]
     log.warning(
         "prompt label %r is in none of %s; the mask gets %s",
@@ -66,32 +66,5 @@ def mask_regions(
     height, width = mask.shape
     return [
         polygon(control.name, to_name, points=outline, image_size=(width, height), labels=labels, score=score)
-        for outline in mask_outlines(mask, tolerance_px)
+        for outline in mask_to_polygons(mask, tolerance_px=tolerance_px)  # largest part first
     ]
-
-
-def mask_outlines(mask: np.ndarray, tolerance_px: float) -> list[np.ndarray]:
-    """One simplified (N, 2) pixel outline per connected part of ``mask``, largest part first.
-
-    Points lie on the centres of the part's boundary pixels (pixel ``i`` spans ``[i, i + 1)``), so the
-    outline sits symmetrically inside the mask's edge. Parts too thin to keep 3 points are dropped.
-    """
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    outlines = []
-    for contour in sorted(contours, key=cv2.contourArea, reverse=True):
-        simplified = simplify_polygon(contour.reshape(-1, 2) + 0.5, tolerance_px)
-        if len(simplified) >= 3:
-            outlines.append(simplified)
-    return outlines
-
-
-def _has_label(control: ControlTag, label: str) -> bool:
-    return any(label in (tag.key, tag.value) for tag in control.labels)
-
-
-def _key(control: ControlTag, label: str | None) -> str | None:
-    """The control's own key for ``label`` (its ``alias`` when the prompt used the value)."""
-    for tag in control.labels:
-        if label in (tag.key, tag.value):
-            return tag.key
-    return label

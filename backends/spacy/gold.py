@@ -21,6 +21,7 @@ from spacy.tokens import Doc, Span
 from labelzoo import LabelzooError, TrainingData
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map
 from labelzoo.media import MediaResolver
+from labelzoo.results import read_spans
 from labelzoo.taskdata import text_of
 
 CharSpan = tuple[int, int, str]  # start, end (code points, end exclusive), label
@@ -48,40 +49,22 @@ class AnnotatedText:
     unknown: list[tuple[int, int]] = field(default_factory=list)
 
 
-def config_label(control: ControlTag, labels: Any) -> str | None:
-    """The first of an annotation's labels that the control has (by key, or by value when aliased)."""
-    if not isinstance(labels, list):
-        return None
-    for label in labels:
-        if not isinstance(label, str):
-            continue
-        if control.dynamic_labels or label in control.label_keys:
-            return label
-        by_value = next((lb.key for lb in control.labels if lb.value == label), None)
-        if by_value is not None:
-            return by_value
-    return None
-
-
 def add_spans(
-    target: AnnotatedText, result: Iterable[Mapping[str, Any]], control: ControlTag, obj_name: str
+    target: AnnotatedText, result: Sequence[Mapping[str, Any]], control: ControlTag, obj_name: str
 ) -> list[SpanIssue]:
     """Add the result's spans for ``control`` → ``obj_name`` to ``target``; the issues of those skipped."""
     issues = []
-    for item in result:
-        if item.get("type") != "labels" or item.get("from_name") != control.name or item.get("to_name") != obj_name:
+    for read in read_spans(result, control, obj_name):
+        raw = read.item["value"]
+        reason = read.problem(target.text)
+        if reason is None and read.label is not None:
+            target.spans.append((read.start, read.end, read.label))
             continue
-        value = item.get("value") if isinstance(item.get("value"), Mapping) else {}
-        start, end, labels = value.get("start"), value.get("end"), value.get("labels")
-        label = config_label(control, labels)
-        reason, offsets_trusted = _problem(value, target.text, control, label)
-        if reason is None and label is not None:
-            target.spans.append((start, end, label))
-            continue
-        shown = labels[0] if isinstance(labels, list) and labels and isinstance(labels[0], str) else None
-        issues.append(SpanIssue(target.task_id, start, end, shown, reason or "no label"))
-        if offsets_trusted:
-            target.unknown.append((start, end))
+        if reason is None:  # the offsets are fine, the label is not: its tokens are unknown, not "no entity"
+            reason = f"label {raw.get('labels')!r} is not in <{control.tag} name={control.name!r}>"
+            target.unknown.append((read.start, read.end))
+        shown = read.raw_labels[0] if read.raw_labels else None
+        issues.append(SpanIssue(target.task_id, raw.get("start"), raw.get("end"), shown, reason))
     target.spans.sort(key=lambda s: (s[0], -s[1]))
     kept: list[CharSpan] = []
     for span in target.spans:
@@ -96,20 +79,6 @@ def add_spans(
             kept.append(span)
     target.spans = kept
     return issues
-
-
-def _problem(value: Mapping[str, Any], text: str, control: ControlTag, label: str | None) -> tuple[str | None, bool]:
-    """Why a span cannot be used (None if it can), and whether its offsets can still be trusted."""
-    start, end = value.get("start"), value.get("end")
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)):
-        return "start and end must be integer character offsets (HyperText XPath offsets are not supported)", False
-    if not 0 <= start < end <= len(text):
-        return f"out of bounds: the text has {len(text)} characters", False
-    if isinstance(value.get("text"), str) and value["text"] != text[start:end]:
-        return f"its text {value['text']!r} differs from the task text there ({text[start:end]!r})", False
-    if label is None:
-        return f"label {value.get('labels')!r} is not in <{control.tag} name={control.name!r}>", True
-    return None, True
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -9,7 +9,8 @@
   model labels the config lacks are never shown.
 * ``fit`` retrains on every annotation the store holds: from the current version when annotations
   arrive, from the base pipeline on START_TRAINING; a pretrained pipeline rehearses its own predictions
-  for labels the config lacks. A new version is promoted when held-out F1 does not drop.
+  for labels the config lacks. A new version is promoted unless its held-out F1 drops by more than the
+  noise on that many texts (:func:`labelzoo.learning.decide`).
 """
 
 from __future__ import annotations
@@ -36,18 +37,18 @@ from labelzoo import (
     TrainingData,
 )
 from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map
-from labelzoo.media import MediaResolver
+from labelzoo.learning import decide, split_held_out
+from labelzoo.options import Option, Options
 from labelzoo.results import span
-from labelzoo.taskdata import field_value, text_of
 
 from .gold import SpanIssue, collect, reference_doc, spacy_names
 from .pipeline import PIPELINE_DIR, find_ner, load_source, serve_with_beam, source_name, strip_for_saving
 from .scoring import score_text
-from .training import entity_f1, epochs_for, held_out, pseudo_labels, train
+from .training import entity_f1, epochs_for, pseudo_labels, train
 
 BEAM_DENSITY = 0.0001  # drop beam candidates scoring under this fraction of the best (spaCy's beam_density)
 PIPE_BATCH = 64  # texts per nlp.pipe batch
-MIN_HELD_OUT = 3  # fewer held-out texts than this validate nothing: all train, the new version is promoted
+MIN_HELD_OUT, MIN_TRAIN = 3, 10  # fewer texts than both validate nothing: all train, the new version is promoted
 
 
 class SpacyNER(Backend):
@@ -55,34 +56,37 @@ class SpacyNER(Backend):
     batch_size = 256
     description = "spaCy named entities for <Labels> on <Text>; beam-search confidences; learns from annotations"
 
+    options = Options(
+        Option("SPACY_MODEL", default_doc="unset (image: `en_core_web_sm`)",
+               doc="an installed pipeline package (`en_core_web_sm`, `de_core_news_md`, …) or a pipeline folder "
+               "(with `config.cfg`); relative folders are looked up under `MODEL_ROOT` first. Unset or empty: a "
+               "blank pipeline"),
+        Option("SPACY_LANG", str, "en",
+               doc="the language of the blank pipeline (tokenizer rules) when `SPACY_MODEL` is unset"),
+        Option("SPACY_BEAM_WIDTH", int, 16, low=2, high=128,
+               doc="parses the beam keeps; wider is slower and spreads probability over more alternatives"),
+        Option("SPACY_HOLDOUT", int, 20, low=0, high=50,
+               doc="percent of annotated tasks held out to validate each new version; 0: no validation, always "
+               "promote"),
+    )
+    default_score_threshold = 0.5
+
     nlp: Language
     ner: EntityRecognizer | None  # None until the pipeline has a trained recognizer
 
-    # settings -----------------------------------------------------------------------------------
     @property
     def model(self) -> str | None:
-        return self.settings.option("SPACY_MODEL")
+        return self.options.spacy_model
 
     @property
     def lang(self) -> str:
-        return self.settings.option("SPACY_LANG", "en") or "en"
-
-    def _int_option(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.settings.option(name, str(default)) or str(default)
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{name}={raw!r} is not an integer") from None
-        if not low <= value <= high:
-            raise ValueError(f"{name}={value} must be between {low} and {high}")
-        return value
+        return self.options.spacy_lang
 
     # serving ------------------------------------------------------------------------------------
     def load(self) -> None:
         self._lock = threading.Lock()  # spaCy pipelines are not safe to run from several threads at once
         self.nlp = self._pipeline(current=True)
-        beam_width = self._int_option("SPACY_BEAM_WIDTH", 16, 2, 128)
-        self.ner = serve_with_beam(self.nlp, beam_width, BEAM_DENSITY)
+        self.ner = serve_with_beam(self.nlp, self.options.spacy_beam_width, BEAM_DENSITY)
 
     def _pipeline(self, *, current: bool) -> Language:
         """A freshly loaded standard pipeline: this version's (``current``) or the base one."""
@@ -101,7 +105,7 @@ class SpacyNER(Backend):
         scores: list[list[float]] = [[] for _ in tasks]
         errors: list[str | None] = [None] * len(tasks)
         for obj, controls in self._controls(ctx).items():
-            texts = task_texts(tasks, obj, ctx.media)
+            texts = [text for _, text in ctx.media.per_task(tasks, obj)]  # texts behind URLs: in parallel
             ready = [i for i, text in enumerate(texts) if isinstance(text, str)]
             for i, text in enumerate(texts):
                 if isinstance(text, LabelzooError):
@@ -131,9 +135,7 @@ class SpacyNER(Backend):
             label_map = build_label_map(control, self.ner.labels)
             if control.model_skip or label_map.is_empty:
                 continue
-            threshold = control.score_threshold
-            found[obj].append((control, label_map.get, ctx.settings.model_score_threshold if threshold is None
-                               else threshold))
+            found[obj].append((control, label_map.get, self.score_threshold(control)))
         return found
 
     # learning -----------------------------------------------------------------------------------
@@ -148,12 +150,11 @@ class SpacyNER(Backend):
         known = set(nlp.get_pipe(ner_name).labels)
         names = spacy_names(data.config, known)
         labels = {names[key] for _, text in corpus for *_, key in text.spans} | (known & set(names.values()))
-        holdout = self._int_option("SPACY_HOLDOUT", 20, 0, 50)
-        dev_texts = [text for index, text in corpus if held_out(text.task_id, index, holdout)]
-        if len(dev_texts) < MIN_HELD_OUT:
-            dev_texts = []
-        held = {id(text) for text in dev_texts}
-        train_texts = [text for _, text in corpus if id(text) not in held]
+        split = split_held_out(
+            corpus, task_id=lambda entry: entry[1].task_id, content=lambda entry: data.examples[entry[0]].task.data,
+            fraction=self.options.spacy_holdout / 100, min_held_out=MIN_HELD_OUT, min_train=MIN_TRAIN,
+        )  # fmt: skip
+        train_texts, dev_texts = [text for _, text in split.train], [text for _, text in split.held_out]
         ctx.report(0.05, f"{len(train_texts)} texts to train on, {len(dev_texts)} held out")
 
         rehearse = known - labels  # the pipeline's own labels the config does not cover
@@ -189,11 +190,13 @@ class SpacyNER(Backend):
             metrics["f1"] = log.best_f1
         if old_f1 is not None:
             metrics["previous_f1"] = old_f1
-        promote = log.best_f1 is None or old_f1 is None or log.best_f1 >= old_f1
+        decision = decide(log.best_f1, old_f1, n_held_out=len(dev), metric="held-out F1")
+        metrics["promote_margin"] = decision.margin
+        promote = decision.promote
         mode = "incremental update" if incremental else "full retraining"
         summary = f"{mode} on {len(examples)} texts, {log.epochs} passes"
         if log.best_f1 is not None:
-            summary += f"; held-out F1 {log.best_f1:.3f} (previous {old_f1:.3f})"
+            summary += f"; {decision.reason}"
         if skipped:
             summary += f"; {skipped} annotated spans skipped (see the job log)"
         if promote:
@@ -206,24 +209,3 @@ class SpacyNER(Backend):
 def _log(ctx: FitContext, problems: Sequence[SpanIssue | str]) -> None:
     for problem in problems:
         ctx.logger.warning("%s", problem)
-
-
-def task_texts(tasks: Sequence[Task], obj: ObjectTag, media: MediaResolver) -> list[str | LabelzooError]:
-    """Each task's text for ``obj``, or the error that stops it; texts behind URLs download in parallel."""
-    if (obj.value_type or "").lower() == "url":
-        wanted = []
-        for task in tasks:
-            try:
-                value = field_value(task, obj)
-            except LabelzooError:
-                continue  # reported by text_of below
-            if isinstance(value, str):
-                wanted.append((value, task.id))
-        media.fetch_many(wanted)  # fills the media cache; failures resurface per task below
-    texts: list[str | LabelzooError] = []
-    for task in tasks:
-        try:
-            texts.append(text_of(task, obj, media))
-        except LabelzooError as exc:
-            texts.append(exc)
-    return texts

@@ -1,7 +1,8 @@
-"""Training the entity recognizer: held-out split, schedule, updates with early stopping, F1.
+"""Training the entity recognizer: schedule, updates with early stopping, F1.
 
-* Split: a fixed share of tasks (``SPACY_HOLDOUT`` percent, by a hash of the task id) never trains and
-  validates every version, so the current and the new model are compared on data neither has seen.
+* Split (the core's :func:`labelzoo.learning.split_held_out`, in ``model.py``): a fixed share of tasks
+  (``SPACY_HOLDOUT`` percent, by a hash of the task id) never trains and validates every version, so the
+  current and the new model are compared on data neither has seen.
 * Schedule: about 1,500 example updates (5 to 30 passes) so a few dozen sentences converge in seconds;
   with a held-out set, training stops (after at least half the passes) once 3 passes brought no F1 as
   good as the best, and keeps the last pass with the best F1.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import math
 import random
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,12 +31,6 @@ UPDATES_PER_FIT = 1500
 MIN_EPOCHS, MAX_EPOCHS = 5, 30
 PATIENCE = 3
 DROPOUT = 0.2
-
-
-def held_out(task_id: int | None, index: int, percent: int) -> bool:
-    """Whether a task validates rather than trains; the same task always lands on the same side."""
-    key = f"task:{task_id}" if task_id is not None else f"example:{index}"
-    return zlib.crc32(key.encode()) % 100 < percent
 
 
 def epochs_for(n_train: int, incremental: bool) -> int:

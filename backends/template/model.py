@@ -16,14 +16,25 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
+from labelzoo import (
+    Backend,
+    FitContext,
+    FitResult,
+    PredictContext,
+    Prediction,
+    Target,
+    Task,
+    TrainingData,
+    TrainingExample,
+)
 from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map
-from labelzoo.results import choices
+from labelzoo.learning import decide, split_held_out
+from labelzoo.results import choices, read_choices
 from labelzoo.taskdata import text_of
 
 MODEL_FILE = "classifiers.joblib"
-HOLDOUT_EVERY = 5  # every 5th example validates the new model before it may replace the current one
-MIN_HOLDOUT_EXAMPLES = 10
+HELD_OUT_FRACTION = 0.2  # of the tasks (by task id) validate every new classifier and never train one
+MIN_HELD_OUT, MIN_TRAIN = 2, 8  # with fewer than 10 examples nothing is validated: the new classifier is taken
 
 
 def new_classifier() -> Pipeline:
@@ -33,13 +44,15 @@ def new_classifier() -> Pipeline:
     )
 
 
-def chosen(result: Sequence[Any], control: ControlTag) -> str | None:
-    """The first choice an annotation made in this control, or None if it left the control empty."""
-    for item in result:
-        if item.get("from_name") == control.name and item.get("type") == "choices":
-            picked = item.get("value", {}).get("choices") or []
-            return str(picked[0]) if picked else None
-    return None
+def chosen(example: TrainingExample, control: ControlTag, obj: ObjectTag) -> str | None:
+    """The first choice (a label key of the control) an annotation made, or None if it made none."""
+    return next((read.label for read in read_choices(example.result, control, obj.name) if read.label), None)
+
+
+def texts_and_labels(
+    labelled: list[tuple[TrainingExample, str]], obj: ObjectTag, ctx: FitContext
+) -> tuple[list[str], list[str]]:
+    return [text_of(example.task, obj, ctx.media) for example, _ in labelled], [label for _, label in labelled]
 
 
 def accuracy(model: Pipeline, texts: list[str], labels: list[str]) -> float:
@@ -50,6 +63,7 @@ class TextClassifier(Backend):
     targets = (Target("Choices", "Text"), Target("Choices", "HyperText"))
     batch_size = 512
     description = "TF-IDF + logistic regression text classifier that learns from annotations (template)"
+    default_score_threshold = 0.0  # a control's model_score_threshold or MODEL_SCORE_THRESHOLD hides unsure choices
 
     classifiers: dict[str, Pipeline]
 
@@ -71,13 +85,14 @@ class TextClassifier(Backend):
             if model is None:
                 continue  # not trained for this control yet
             labels = build_label_map(control, model.classes_)
+            threshold = self.score_threshold(control)
             texts = [text_of(task, obj, ctx.media) for task in tasks]
             for i, probs in enumerate(model.predict_proba(texts)):
                 best = int(probs.argmax())
                 label = labels.get(str(model.classes_[best]))
-                if label is None:
-                    continue  # the config no longer has this choice
                 score = float(probs[best])
+                if label is None or score < threshold:
+                    continue  # the config no longer has this choice, or the model is not sure enough
                 results[i].append(choices(control.name, obj.name, choices=[label], score=score))
                 scores[i].append(score)
         return [Prediction(result=r, score=min(s) if s else None) for r, s in zip(results, scores, strict=True)]
@@ -85,47 +100,31 @@ class TextClassifier(Backend):
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
         classifiers = dict(getattr(self, "classifiers", {}))
         metrics: dict[str, float] = {}
-        improved = False
+        reasons, promoted = [], False
         for control, obj in data.config.pairs("Choices", ("Text", "HyperText")):
-            texts, labels = [], []
-            for example in data.examples:
-                label = chosen(example.result, control)
-                if label is not None:
-                    texts.append(text_of(example.task, obj, ctx.media))
-                    labels.append(label)
-            if len(set(labels)) < 2:
-                ctx.logger.info("%s: %d examples, fewer than 2 classes; not trained", control.name, len(labels))
+            labelled = [(example, choice) for example in data.examples if (choice := chosen(example, control, obj))]
+            split = split_held_out(
+                labelled, task_id=lambda pair: pair[0].task.id, content=lambda pair: pair[0].task.data,
+                fraction=HELD_OUT_FRACTION, min_held_out=MIN_HELD_OUT, min_train=MIN_TRAIN,
+            )  # fmt: skip
+            (train_x, train_y), (test_x, test_y) = (texts_and_labels(part, obj, ctx) for part in split)
+            if len(set(train_y)) < 2:
+                ctx.logger.info("%s: %d examples, fewer than 2 classes; not trained", control.name, len(labelled))
                 continue
-            ctx.report(0.2, f"training {control.name} on {len(texts)} examples")
-            new_score, old_score = self._validate(classifiers.get(control.name), texts, labels)
-            if new_score is not None:
-                metrics[f"{control.name}.accuracy"] = new_score
-            if old_score is not None:
-                metrics[f"{control.name}.previous_accuracy"] = old_score
-            if new_score is None or old_score is None or new_score >= old_score:
-                classifiers[control.name] = new_classifier().fit(texts, labels)
-                improved = True
-        if not improved:
-            return FitResult(promote=False, metrics=metrics, summary="no control got a better classifier")
-        joblib.dump(classifiers, ctx.output_dir / MODEL_FILE)
-        ctx.report(1.0, "done", **metrics)
-        return FitResult(promote=True, metrics=metrics, summary=", ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
-
-    @staticmethod
-    def _validate(current: Pipeline | None, texts: list[str], labels: list[str]) -> tuple[float | None, float | None]:
-        """Accuracy of a new model and of the current one on the same held-out examples.
-
-        With too few examples to hold any out, nothing is validated (None) and the new model is accepted.
-        """
-        if len(texts) < MIN_HOLDOUT_EXAMPLES:
-            return None, None
-        held = set(range(0, len(texts), HOLDOUT_EVERY))
-        train_x = [t for i, t in enumerate(texts) if i not in held]
-        train_y = [y for i, y in enumerate(labels) if i not in held]
-        test_x = [texts[i] for i in sorted(held)]
-        test_y = [labels[i] for i in sorted(held)]
-        if len(set(train_y)) < 2:
-            return None, None
-        new_score = accuracy(new_classifier().fit(train_x, train_y), test_x, test_y)
-        old_score = None if current is None else accuracy(current, test_x, test_y)
-        return new_score, old_score
+            ctx.report(0.2, f"training {control.name} on {len(train_x)} examples, {len(split.held_out)} held out")
+            model = new_classifier().fit(train_x, train_y)  # never on held-out tasks: they judge every version
+            current = classifiers.get(control.name)
+            new = accuracy(model, test_x, test_y) if test_x else None
+            old = accuracy(current, test_x, test_y) if test_x and current is not None else None
+            scores = {"accuracy": new, "previous_accuracy": old}
+            metrics.update({f"{control.name}.{name}": score for name, score in scores.items() if score is not None})
+            decision = decide(new, old, n_held_out=len(test_x), metric=f"{control.name} accuracy")
+            ctx.logger.info("%s", decision.reason)
+            reasons.append(decision.reason)
+            if decision.promote:
+                classifiers[control.name], promoted = model, True
+        summary = "; ".join(reasons) or "no control with annotations of 2 classes or more"
+        if promoted:
+            joblib.dump(classifiers, ctx.output_dir / MODEL_FILE)
+            ctx.report(1.0, "done", **metrics)
+        return FitResult(promote=promoted, metrics=metrics, summary=summary)

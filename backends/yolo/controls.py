@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
 from labelzoo.settings import Settings
+from labelzoo.thresholds import score_threshold
 
 from .options import YoloOptions
 
@@ -30,7 +31,7 @@ CONTROL_KINDS = {
     "keypointlabels": "pose",
     "choices": "classify",
 }
-#: without model_score_threshold or MODEL_SCORE_THRESHOLD: Ultralytics' own default confidence
+#: the backend's default score threshold (labelzoo.thresholds): Ultralytics' own default confidence
 DEFAULT_THRESHOLD = 0.25
 #: keypoints below this confidence are left out (Ultralytics itself hides them below 0.5)
 DEFAULT_POINT_THRESHOLD = 0.5
@@ -52,7 +53,7 @@ class ControlPlan:
     kind: str
     model_name: str  # model_path from the config, or the default for the kind
     custom: bool  # True when model_path came from the label config
-    threshold: float  # model_score_threshold / score_threshold, else MODEL_SCORE_THRESHOLD
+    threshold: float  # model_score_threshold, else MODEL_SCORE_THRESHOLD, else DEFAULT_THRESHOLD
 
     @property
     def where(self) -> str:
@@ -94,21 +95,13 @@ def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, sett
             "are off: set ALLOW_CUSTOM_MODEL_PATH=true on the backend, or remove model_path to use "
             f"{options.models[kind]}"
         )
-    threshold = control.score_threshold
-    if threshold is None:
-        explicit = settings.option("MODEL_SCORE_THRESHOLD") is not None
-        threshold = settings.model_score_threshold if explicit else DEFAULT_THRESHOLD
-    if not 0.0 <= threshold <= 1.0:
-        raise LabelConfigError(
-            f'<{control.tag} name="{control.name}"> has a score threshold of {threshold}; use a value in 0..1'
-        )
     return ControlPlan(
         control=control,
         obj=obj,
         kind=kind,
         model_name=custom_path or options.models[kind],
         custom=bool(custom_path),
-        threshold=threshold,
+        threshold=score_threshold(control, DEFAULT_THRESHOLD, settings),
     )
 
 

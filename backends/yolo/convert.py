@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import torch
 
 from labelzoo.labelconfig import ControlTag, LabelMap
-from labelzoo.results import brush, choices, keypoint, polygon, rectangle, rotated_rectangle, simplify_polygon
+from labelzoo.results import brush, choices, keypoint, mask_to_polygons, polygon, rectangle, rotated_rectangle
 
 from .controls import ControlPlan
 
@@ -140,25 +139,28 @@ def natural_mask(masks: np.ndarray, index: int, size: tuple[int, int]) -> np.nda
 
 
 def outline(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
-    """The largest outer contour of a model-resolution mask as (N, 2) natural-size pixels, simplified.
+    """The largest outer outline of a model-resolution mask as (N, 2) natural-size pixels, simplified.
 
-    Points are pixel centres (what ``cv2.fillPoly`` fills back into the same pixels). Simplification drops
-    points within half a mask pixel of the outline: straight and diagonal runs collapse to their ends, while
-    every one-pixel step survives, so a mask at the natural size fills back exactly.
+    Vertices follow the core's convention (:func:`labelzoo.results.mask_to_polygons`: the centres of the
+    boundary mask pixels). Simplification drops points within half a mask pixel of the outline: straight runs
+    collapse to their ends, and the polygon fills back to the mask give or take a pixel along slanted edges.
     """
-    from ultralytics.utils import ops
+    content, scale = unletterboxed(mask > 0.5, size)
+    found = mask_to_polygons(content, largest_only=True, tolerance_px=0.5 * max(*scale, 1.0), scale=scale)
+    return found[0] if found else None
 
-    contours, _ = cv2.findContours(
-        np.ascontiguousarray(mask > 0.5, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
-    if not contours:
-        return None
-    points = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
+
+def unletterboxed(mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+    """The part of a letterboxed (h, w) mask that shows the image, and its scale (sx, sy) to the natural size.
+
+    Ultralytics' letterbox scales the image by one gain, rounds each side, and centres it in the padding.
+    """
     width, height = size
-    scaled = ops.scale_coords(mask.shape, points, (height, width))
-    pixel = max(width / mask.shape[1], height / mask.shape[0], 1.0)
-    simplified = simplify_polygon(scaled, 0.5 * pixel)
-    return simplified if len(simplified) >= 3 else None
+    rows, cols = mask.shape
+    gain = min(rows / height, cols / width)
+    shown_w, shown_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    left, top = round((cols - shown_w) / 2 - 0.1), round((rows - shown_h) / 2 - 0.1)
+    return mask[top : top + shown_h, left : left + shown_w], (width / shown_w, height / shown_h)
 
 
 def polygons(result: Results, plan: ControlPlan, labels: LabelMap) -> ControlOutput:

@@ -4,7 +4,8 @@ Formats (all coordinates normalised to 0..1 of the natural, EXIF-transposed imag
 
 * detect: ``cls cx cy w h`` (a rotated rectangle becomes the axis-aligned box around it);
 * obb: ``cls x1 y1 x2 y2 x3 y3 x4 y4``, the four corners;
-* segment: ``cls x1 y1 x2 y2 ...``; polygons as drawn, brush masks traced into outer contours;
+* segment: ``cls x1 y1 x2 y2 ...``; polygons as drawn, brush masks traced into outer outlines through their
+  boundary pixels' centres (which Ultralytics' ``polygon2mask``, truncating, fills back to the same pixels);
 * pose: ``cls cx cy w h x1 y1 v1 ... xK yK vK``, one line per instance;
 * classify: ``train/<class>/`` and ``val/<class>/`` folders.
 
@@ -12,13 +13,14 @@ Pose instances: keypoints whose ``parentID`` names a rectangle of the annotation
 keypoints go to the smallest rectangle that contains them; keypoints with no rectangle at all form one
 instance boxed by their extent. Its class is the rectangle's label, or ``object``.
 
-The held-out split is chosen by a hash of the task id: a task keeps its side as the project grows, so
-the current and the new model are compared on images neither trained on whenever possible.
+Annotations are read with the core's readers (:mod:`labelzoo.results`), brush masks traced with its
+``mask_to_polygons``, and the held-out split is the core's (:mod:`labelzoo.learning`): by a hash of the task
+id, so a task keeps its side as the project grows and the current and the new model are compared on images
+neither trained on whenever possible.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -27,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import yaml
 
@@ -35,8 +36,17 @@ from labelzoo.backend import TrainingExample
 from labelzoo.errors import LabelzooError
 from labelzoo.images import open_image
 from labelzoo.labelconfig import ControlTag
+from labelzoo.learning import split_held_out
 from labelzoo.media import MediaResolver
-from labelzoo.results import rle_to_mask
+from labelzoo.results import (
+    ReadRegion,
+    mask_to_polygons,
+    read_brushes,
+    read_choices,
+    read_keypoints,
+    read_polygons,
+    read_rectangles,
+)
 from labelzoo.taskdata import media_path
 
 from .controls import ControlPlan
@@ -73,44 +83,7 @@ class Dataset:
     imgsz: int
 
 
-# --- reading annotations -------------------------------------------------------------------------
-
-
-def items_for(example: TrainingExample, name: str, to_name: str) -> list[Mapping[str, Any]]:
-    return [
-        item for item in example.result
-        if isinstance(item, Mapping) and item.get("from_name") == name and item.get("to_name") == to_name
-        and isinstance(item.get("value"), Mapping)
-    ]  # fmt: skip
-
-
-def label_of(item: Mapping[str, Any]) -> str | None:
-    value = item["value"]
-    found = value.get(str(item.get("type", ""))) or value.get("labels") or value.get("choices")
-    return str(found[0]) if isinstance(found, list) and found else None
-
-
-def config_key(control: ControlTag, label: str) -> str | None:
-    """An annotation's label as the control's label key (annotations may hold a value whose alias is the key)."""
-    for tag in control.labels:
-        if label in (tag.key, tag.value):
-            return tag.key
-    return label if control.dynamic_labels else None
-
-
-def rect_corners(value: Mapping[str, Any], size: tuple[int, int]) -> np.ndarray:
-    """Corners (4, 2) in pixels of a Label Studio rectangle: top-left, top-right, bottom-right, bottom-left.
-
-    Label Studio rotates a rectangle clockwise (on screen) around its top-left corner (protocol §5.3).
-    """
-    width, height = size
-    x, y = float(value["x"]) * width / 100, float(value["y"]) * height / 100
-    w, h = float(value["width"]) * width / 100, float(value["height"]) * height / 100
-    theta = math.radians(float(value.get("rotation") or 0.0))
-    along = np.array([math.cos(theta), math.sin(theta)])
-    down = np.array([-math.sin(theta), math.cos(theta)])
-    top_left = np.array([x, y])
-    return np.array([top_left, top_left + w * along, top_left + w * along + h * down, top_left + h * down])
+# --- annotations → label lines ------------------------------------------------------------------
 
 
 def _fmt(values: Sequence[float] | np.ndarray) -> str:
@@ -130,49 +103,45 @@ def box_line(cls: int, corners: np.ndarray, size: tuple[int, int]) -> str | None
     return f"{cls} {_fmt([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])}"
 
 
-def brush_outlines(item: Mapping[str, Any], size: tuple[int, int]) -> list[np.ndarray]:
-    """Outer contours (pixel centres) of a brush RLE mask, one per connected blob."""
-    value = item["value"]
-    width = int(item.get("original_width") or size[0])
-    height = int(item.get("original_height") or size[1])
-    mask = rle_to_mask(value["rle"], width, height)
-    if (width, height) != size:
-        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return [c.reshape(-1, 2).astype(np.float64) for c in contours if cv2.contourArea(c) >= MIN_CONTOUR_AREA]
+def _class_of(region: ReadRegion, classes: dict[str, int], control: ControlTag) -> int | None:
+    """The region's class index; with dynamic labels (``value="$labels"``) a new label becomes a new class."""
+    if region.label is not None and control.dynamic_labels:
+        classes.setdefault(region.label, len(classes))
+    return classes.get(region.label) if region.label is not None else None
 
 
 def shape_lines(
     kind: str,
     tag: str,
-    items: Sequence[Mapping[str, Any]],
-    classes: Mapping[str, int],
+    result: Sequence[Mapping[str, Any]],
+    classes: dict[str, int],
     control: ControlTag,
     size: tuple[int, int],
+    *,
+    to_name: str | None = None,
 ) -> list[str]:
     """Label lines for detect, obb and segment from one annotation's regions of the control."""
     lines: list[str] = []
-    for item in items:
-        label = label_of(item)
-        key = config_key(control, label) if label is not None else None
-        if key is None or key not in classes:
-            continue
-        cls, value = classes[key], item["value"]
-        if tag == "rectanglelabels":
-            corners = rect_corners(value, size)
-            line = (
-                box_line(cls, corners, size)
-                if kind == "detect"
-                else f"{cls} {_fmt(_normalised(corners, size).ravel())}"
-            )
+    if tag == "rectanglelabels":
+        for rect in read_rectangles(result, control, to_name):
+            cls = _class_of(rect, classes, control)
+            if cls is None:
+                continue
+            corners = rect.corners(size)  # obb: the four corners; detect: the axis-aligned box around them
+            obb = f"{cls} {_fmt(_normalised(corners, size).ravel())}"
+            line = box_line(cls, corners, size) if kind == "detect" else obb
             if line:
                 lines.append(line)
-        elif tag == "polygonlabels" and len(value.get("points") or []) >= 3:
-            points = np.clip(np.asarray(value["points"], dtype=np.float64) / 100.0, 0.0, 1.0)
-            lines.append(f"{cls} {_fmt(points.ravel())}")
-        elif tag == "brushlabels" and value.get("format", "rle") == "rle" and value.get("rle"):
-            for outline in brush_outlines(item, size):
-                if len(outline) >= 3:
+    elif tag == "polygonlabels":
+        for shape in read_polygons(result, control, to_name):
+            cls = _class_of(shape, classes, control)
+            if cls is not None and len(shape.points) >= 3:
+                lines.append(f"{cls} {_fmt(np.clip(shape.points / 100.0, 0.0, 1.0).ravel())}")
+    elif tag == "brushlabels":  # each blob of the mask becomes an instance
+        for stroke in read_brushes(result, control, to_name, image_size=size):
+            cls = _class_of(stroke, classes, control)
+            if cls is not None:
+                for outline in mask_to_polygons(stroke.resized(size), min_area_px=MIN_CONTOUR_AREA):
                     lines.append(f"{cls} {_fmt(_normalised(outline, size).ravel())}")
     return lines
 
@@ -184,66 +153,61 @@ def pose_lines(
     point_index: Mapping[str, int],
     classes: dict[str, int],
     size: tuple[int, int],
+    *,
+    to_name: str | None = None,
 ) -> list[str]:
     """One line per instance: its box, then every keypoint index as ``x y 2`` (labelled) or ``0 0 0`` (missing).
 
-    ``classes`` grows as new instance classes appear (rectangle labels, or ``object``).
+    ``keypoints`` holds the control's keypoints, ``rectangles`` the rectangles of any control (both may be
+    the whole annotation). ``classes`` grows as new instance classes appear (rectangle labels, or ``object``).
     """
     if not point_index:
         return []
-    boxes = {str(r.get("id")): rect_corners(r["value"], size) for r in rectangles}
-    labels = {str(r.get("id")): label_of(r) or ORPHAN_CLASS for r in rectangles}
-    members: dict[str | None, list[tuple[int, np.ndarray]]] = {}
-    for item in keypoints:
-        label = label_of(item)
-        key = config_key(control, label) if label is not None else None
-        if key not in point_index:
+    boxes = read_rectangles(rectangles, None, to_name)
+    corners = [box.corners(size) for box in boxes]
+    by_id = {box.id: i for i, box in enumerate(boxes) if box.id is not None}
+    members: dict[int | None, list[tuple[int, np.ndarray]]] = {}
+    for keypoint in read_keypoints(keypoints, control, to_name):
+        if keypoint.label not in point_index:
             continue
-        value = item["value"]
-        point = np.array([float(value["x"]) * size[0] / 100, float(value["y"]) * size[1] / 100])
-        parent = item.get("parentID")
-        if parent not in boxes:
+        point = np.array(keypoint.point(size))
+        parent = by_id.get(keypoint.parent_id)
+        if parent is None:
             inside = [
-                (float(np.prod(np.ptp(corners, axis=0))), key) for key, corners in boxes.items()
-                if np.all(point >= corners.min(axis=0)) and np.all(point <= corners.max(axis=0))
+                (float(np.prod(np.ptp(box, axis=0))), i) for i, box in enumerate(corners)
+                if np.all(point >= box.min(axis=0)) and np.all(point <= box.max(axis=0))
             ]  # fmt: skip
             parent = min(inside)[1] if inside else None
-        members.setdefault(parent, []).append((point_index[key], point))
+        members.setdefault(parent, []).append((point_index[keypoint.label], point))
     count = max(point_index.values()) + 1
     lines = []
     for parent, points in members.items():
         if parent is not None:
-            corners, name = boxes[parent], labels[parent]
+            box, name = corners[parent], boxes[parent].label or ORPHAN_CLASS
         else:
             xy = np.array([p for _, p in points])
             pad = 0.05 * np.asarray(size, dtype=np.float64)
-            corners, name = np.array([xy.min(axis=0) - pad, xy.max(axis=0) + pad]), ORPHAN_CLASS
+            box, name = np.array([xy.min(axis=0) - pad, xy.max(axis=0) + pad]), ORPHAN_CLASS
         cls = classes.setdefault(name, len(classes))
-        box = box_line(cls, corners, size)
-        if box is None:
+        line = box_line(cls, box, size)
+        if line is None:
             continue
         triples = np.zeros((count, 3))
         for index, point in points:
             triples[index] = [*_normalised(point[None], size)[0], 2.0]
-        lines.append(f"{box} {_fmt(triples.ravel())}")
+        lines.append(f"{line} {_fmt(triples.ravel())}")
     return lines
 
 
 # --- the split and the files ---------------------------------------------------------------------
 
 
-def _hash(task_id: int | None, fallback: int) -> float:
-    digest = hashlib.sha1(f"task-{task_id if task_id is not None else f'#{fallback}'}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 def held_out(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
-    """(train, val): val holds the tasks whose hash falls in the first 20 %, at least 2 and at most a third."""
-    order = sorted(range(len(samples)), key=lambda i: _hash(samples[i].task_id, i))
-    hashed = sum(_hash(s.task_id, i) < HELD_OUT_FRACTION for i, s in enumerate(samples))
-    wanted = min(max(MIN_HELD_OUT, hashed), max(MIN_HELD_OUT, len(samples) // 3))
-    val_ids = set(order[:wanted])
-    return ([s for i, s in enumerate(samples) if i not in val_ids], [s for i, s in enumerate(samples) if i in val_ids])
+    """(train, val) by the core's stable split on the task id: 20 % held out, at least 2 of each."""
+    train, val = split_held_out(
+        samples, task_id=lambda s: s.task_id, fraction=HELD_OUT_FRACTION, min_held_out=MIN_HELD_OUT, min_train=MIN_TRAIN
+    )
+    return train, val
 
 
 def choose_imgsz(sizes: Sequence[tuple[int, int]]) -> int:
@@ -273,13 +237,12 @@ def build_dataset(
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
     for n, example in enumerate(examples):
-        items = items_for(example, control.name, plan.obj.name)
+        obj = plan.obj.name
         if plan.kind == "classify":
-            label = next((label_of(i) for i in items if label_of(i)), None)
-            key = config_key(control, label) if label else None
+            key = next((c.label for c in read_choices(example.result, control, obj) if c.label), None)
             if key is None:
                 continue
-        elif plan.kind == "pose" and not items:
+        elif plan.kind == "pose" and not read_keypoints(example.result, control, obj):
             continue
         try:
             picture = open_image(media_path(example.task, plan.obj, media), max_pixels=max_pixels)
@@ -293,19 +256,11 @@ def build_dataset(
         if plan.kind == "classify":
             sample.label = classes.setdefault(key, len(classes))
         elif plan.kind == "pose":
-            rectangles = [
-                item for item in example.result
-                if isinstance(item, Mapping) and item.get("type") == "rectanglelabels"
-                and item.get("to_name") == plan.obj.name and isinstance(item.get("value"), Mapping)
-            ]  # fmt: skip
-            sample.lines = pose_lines(control, items, rectangles, keypoint_index or {}, classes, size)
+            sample.lines = pose_lines(
+                control, example.result, example.result, keypoint_index or {}, classes, size, to_name=obj
+            )
         else:
-            if control.dynamic_labels:
-                for item in items:
-                    label = label_of(item)
-                    if label is not None:
-                        classes.setdefault(label, len(classes))
-            sample.lines = shape_lines(plan.kind, tag, items, classes, control, size)
+            sample.lines = shape_lines(plan.kind, tag, example.result, classes, control, size, to_name=obj)
         samples.append(sample)
     labelled = [s for s in samples if s.lines or s.label is not None]
     if len(samples) < MIN_TRAIN + MIN_HELD_OUT or not labelled or not classes:

@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import torch
 
+from labelzoo.images import open_array
 from labelzoo.labelconfig import build_label_map
 
 from .controls import ControlPlan, keypoint_map
 from .dataset import Dataset, Sample
-from .loader import decode
 from .options import YoloOptions
 from .weights import YoloModel
 
@@ -51,7 +51,7 @@ def evaluate(model: YoloModel, plan: ControlPlan, dataset: Dataset, options: Yol
 def _predictions(model: YoloModel, samples: Sequence[Sample], options: YoloOptions):
     for start in range(0, len(samples), options.batch):
         chunk = samples[start : start + options.batch]
-        images = [decode(s.image, str(s.image), options.max_pixels) for s in chunk]
+        images = [open_array(s.image, max_pixels=options.max_pixels, bgr=True) for s in chunk]
         yield from zip(chunk, model.predict(images, conf=EVAL_CONF, options=options), strict=True)
 
 

@@ -2,10 +2,10 @@
 
 Predicting: the controls of the label config are planned (:mod:`.controls`), each gets its model (a
 project's fine-tuned one, else the configured one for its kind), the task images stream in while the
-previous chunk runs through the model (:mod:`.loader`), and each control's results become regions
+previous chunk runs through the model (the core's per-task media), and each control's results become regions
 (:mod:`.convert`). Learning: each control's annotations become an Ultralytics dataset (:mod:`.dataset`),
-the current model is fine-tuned (:mod:`.training`), and the new weights replace it only where they
-score no worse on the held-out images (:mod:`.evaluate`).
+the current model is fine-tuned (:mod:`.training`), and the new weights replace it unless they score
+clearly worse on the held-out images (:mod:`.evaluate`, :func:`labelzoo.learning.decide`).
 """
 
 from __future__ import annotations
@@ -19,19 +19,31 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
+from labelzoo.devices import DEVICE_TYPES
 from labelzoo.errors import LabelzooError
+from labelzoo.images import array_decoder
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
+from labelzoo.learning import decide
 from labelzoo.settings import Settings
-from labelzoo.taskdata import field_value
 
 from . import convert
-from .controls import ControlPlan, keypoint_labels, keypoint_map, plan_control, plan_controls, training_keypoints
-from .loader import iter_chunks
-from .options import DEFAULT_MODELS, KINDS, YoloOptions
-from .weights import SHARED_MODELS, YoloModel, load_model, prepare_ultralytics, resolve_model_path
+from .controls import (
+    DEFAULT_THRESHOLD,
+    ControlPlan,
+    keypoint_labels,
+    keypoint_map,
+    plan_control,
+    plan_controls,
+    training_keypoints,
+)
+from .options import DEFAULT_MODELS, KINDS, OPTIONS, YoloOptions
+from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path, shared_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("labelzoo.yolo")
 
@@ -60,29 +72,32 @@ class Yolo(Backend):
     )
     batch_size = 64  # tasks per predict() call; images go through the model YOLO_BATCH at a time
     description = "Ultralytics YOLO: boxes, rotated boxes, polygons, masks, keypoints, image classes; learns"
+    options = OPTIONS
+    default_score_threshold = DEFAULT_THRESHOLD
+    device_types = DEVICE_TYPES
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         super().__init__(settings, weights)
-        self.options = YoloOptions.from_settings(settings)
+        self.yolo = YoloOptions.from_settings(settings)  # the declared options, typed for the modules below
         self.trained: dict[str, Trained] = {}
         self._warned: set[tuple[str, str]] = set()
         self._warn_lock = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------------
     def load(self) -> None:
-        self.options = self.options.resolved()
-        prepare_ultralytics(self.options)
+        self.yolo = self.yolo.resolved()
+        prepare_ultralytics(self.yolo)
         if self.weights is not None:
             manifest = json.loads((self.weights / MANIFEST).read_text(encoding="utf-8"))
             for name, entry in manifest["controls"].items():
                 model = load_model(self.weights / entry["file"])
                 self.trained[name] = Trained(entry["kind"], entry["file"], model, dict(entry.get("metrics", {})))
-        for kind in self.options.preload:
-            SHARED_MODELS.get(resolve_model_path(self.options.models[kind], self.options.model_root, custom=False))
+        for kind in self.yolo.preload:
+            shared_model(resolve_model_path(self.yolo.models[kind], self.yolo.model_root, custom=False))
 
     def base_version(self) -> str:
         """The detection model's name, plus a hash of the other kinds' models when they differ from the defaults."""
-        models = self.options.models
+        models = self.yolo.models
         stem = Path(models["detect"]).stem
         others = {kind: models[kind] for kind in KINDS if kind != "detect"}
         if all(others[kind] == DEFAULT_MODELS[kind] for kind in others):
@@ -98,13 +113,13 @@ class Yolo(Backend):
         trained = self.trained.get(plan.control.name)
         if trained is not None and trained.kind == plan.kind:
             return trained.model
-        path = resolve_model_path(plan.model_name, self.options.model_root, custom=plan.custom)
-        model = SHARED_MODELS.get(path)
+        path = resolve_model_path(plan.model_name, self.yolo.model_root, custom=plan.custom)
+        model = shared_model(path)
         model.check_serves(plan.kind, plan.where)
         return model
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
-        plan = plan_control(control, obj, self.options, self.settings)
+        plan = plan_control(control, obj, self.yolo, self.settings)
         if plan is None:
             return None
         model = self.model_for(plan)
@@ -164,7 +179,7 @@ class Yolo(Backend):
 
     # predict ---------------------------------------------------------------------------------
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
-        plans = plan_controls(ctx.config, self.options, self.settings)
+        plans = plan_controls(ctx.config, self.yolo, self.settings)
         try:
             runs: dict[str, dict[int, tuple[YoloModel, list[tuple[ControlPlan, Converter]]]]] = {}
             for plan in plans:
@@ -176,14 +191,13 @@ class Yolo(Backend):
         except LabelzooError as exc:  # a model that cannot load fails every task with the reason, quickly
             log.warning("%s", exc.message)
             return [Prediction.failed(exc.message) for _ in tasks]
-        outputs: list[list[convert.ControlOutput]] = [[] for _ in tasks]
-        errors: dict[int, str] = {}
+        outputs: list[list[convert.ControlOutput] | LabelzooError] = [[] for _ in tasks]
         for object_name, models in runs.items():
-            self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs, errors)
+            self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs)
         return [
-            Prediction.failed(errors[i]) if i in errors
+            Prediction.failed(outs.message) if isinstance(outs, LabelzooError)
             else Prediction(result=[r for out in outs for r in out.regions], score=convert.task_score(outs))
-            for i, outs in enumerate(outputs)
+            for outs in outputs
         ]  # fmt: skip
 
     def _predict_object(
@@ -192,42 +206,43 @@ class Yolo(Backend):
         ctx: PredictContext,
         obj: ObjectTag,
         models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
-        outputs: list[list[convert.ControlOutput]],
-        errors: dict[int, str],
+        outputs: list[list[convert.ControlOutput] | LabelzooError],
     ) -> None:
-        """Run every model that reads ``obj`` over the tasks' images, chunk by chunk."""
-        values: list[tuple[str, int | None]] = []
-        positions: list[int] = []  # values[k] belongs to tasks[positions[k]]
-        for i, task in enumerate(tasks):
-            try:
-                value = field_value(task, obj)
-            except LabelzooError as exc:
-                errors.setdefault(i, exc.message)
-                continue
-            if not isinstance(value, str) or not value:
-                errors.setdefault(i, f"task {task.id}: field {obj.value_key!r} must be an image URL, got {value!r:.80}")
-                continue
-            values.append((value, task.id))
-            positions.append(i)
-        chunks = iter_chunks(values, ctx.media, chunk=self.options.batch, max_pixels=self.options.max_pixels)
-        for chunk in chunks:
-            for k, exc in chunk.errors:
-                errors.setdefault(positions[k], f"task {tasks[positions[k]].id}: {exc.message}")
-            if not chunk.images:
-                continue
-            arrays = [image.bgr for image in chunk.images]
-            for model, controls in models:
-                floor = min(plan.candidate_floor for plan, _ in controls)
-                results = model.predict(arrays, conf=floor, options=self.options)
-                for image, result in zip(chunk.images, results, strict=True):
-                    outputs[positions[image.index]].extend(converter(result) for _, converter in controls)
+        """Run every model that reads ``obj`` over the tasks' images, ``YOLO_BATCH`` at a time, while the next
+        chunk downloads and decodes; a task whose image fails gets its error (the first) in ``outputs``."""
+        chunk: list[tuple[int, np.ndarray]] = []
+        decode = array_decoder(self.yolo.max_pixels, bgr=True)
+        for i, image in ctx.media.per_task(tasks, obj, decode, lookahead=self.yolo.batch):
+            if isinstance(image, LabelzooError):
+                outputs[i] = outputs[i] if isinstance(outputs[i], LabelzooError) else image
+            else:
+                chunk.append((i, image))
+            if chunk and (len(chunk) == self.yolo.batch or i == len(tasks) - 1):
+                self._predict_chunk(chunk, models, outputs)
+                chunk = []
+
+    def _predict_chunk(
+        self,
+        chunk: list[tuple[int, np.ndarray]],
+        models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
+        outputs: list[list[convert.ControlOutput] | LabelzooError],
+    ) -> None:
+        """One forward pass of each model over the chunk's BGR images; their regions go to the tasks' outputs."""
+        arrays = [image for _, image in chunk]
+        for model, controls in models:
+            floor = min(plan.candidate_floor for plan, _ in controls)
+            results = model.predict(arrays, conf=floor, options=self.yolo)
+            for (i, _), result in zip(chunk, results, strict=True):
+                found = outputs[i]
+                if isinstance(found, list):  # else it failed on another image
+                    found.extend(converter(result) for _, converter in controls)
 
     # fit -------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
-        """Fine-tune each control's model on its annotations; keep the new weights where they score no worse."""
+        """Fine-tune each control's model on its annotations; keep the new weights unless they score clearly worse."""
         from .training import TrainingCancelled
 
-        plans = plan_controls(data.config, self.options, self.settings)
+        plans = plan_controls(data.config, self.yolo, self.settings)
         manifest: dict[str, dict[str, Any]] = {}
         for name, trained in self.trained.items():  # controls not retrained keep their weights
             shutil.copyfile(self.weights / trained.file, ctx.output_dir / trained.file)  # type: ignore[operator]
@@ -269,7 +284,7 @@ class Yolo(Backend):
         name, current = plan.control.name, self.model_for(plan)
         index = training_keypoints(plan.control, current.keypoint_names) if plan.kind == "pose" else None
         dataset = build_dataset(
-            plan, data.examples, ctx.media, workdir / "data", keypoint_index=index, max_pixels=self.options.max_pixels
+            plan, data.examples, ctx.media, workdir / "data", keypoint_index=index, max_pixels=self.yolo.max_pixels
         )
         if dataset is None:
             summary.append(f"{name}: too few annotations")
@@ -278,23 +293,21 @@ class Yolo(Backend):
         start = (
             current.source
             if current.task == plan.kind
-            else str(resolve_model_path(self.options.models[plan.kind], self.options.model_root, custom=False))
+            else str(resolve_model_path(self.yolo.models[plan.kind], self.yolo.model_root, custom=False))
         )  # a segmentation model serving boxes cannot be fine-tuned as a detector: start from the detector
-        best = fine_tune(start, dataset, plan.kind, self.options, ctx, workdir / "run", progress)
+        best = fine_tune(start, dataset, plan.kind, self.yolo, ctx, workdir / "run", progress)
         if plan.kind == "classify":
             set_class_names(best, dataset.classes)
         progress(1.0, "comparing with the current model on the held-out images", {})
         key = PRIMARY[plan.kind]
-        new = evaluate(load_model(best), plan, dataset, self.options)
-        old = evaluate(current, plan, dataset, self.options)
+        new = evaluate(load_model(best), plan, dataset, self.yolo)
+        old = evaluate(current, plan, dataset, self.yolo)
         metrics.update({f"{name}.{k}": v for k, v in new.items()})
         metrics.update({f"{name}.previous_{k}": v for k, v in old.items()})
-        keep = new[key] >= old[key]
-        summary.append(
-            f"{name}: {key} {old[key]:.3f} -> {new[key]:.3f}, kept the {'new' if keep else 'current'} weights"
-        )
+        decision = decide(new[key], old[key], n_held_out=len(dataset.val), metric=key)
+        summary.append(f"{name}: {decision.reason}")
         ctx.logger.info("%s", summary[-1])
-        if not keep:
+        if not decision.promote:
             return None
         file = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{workdir.name}.pt"
         shutil.copyfile(best, ctx.output_dir / file)

@@ -1,4 +1,4 @@
-"""The YOLO backend's settings, read once from :class:`~labelzoo.settings.Settings` (never from os.environ).
+"""The YOLO backend's options, declared once, and the typed view of them the backend's modules share.
 
 One model per task kind, named by an environment variable; a relative name is looked up under
 ``MODEL_ROOT`` (default ``$MODEL_DIR/weights``), where Ultralytics also downloads official weights on
@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from labelzoo.images import max_pixels_setting
+from labelzoo.devices import resolve_device, use_fp16
+from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting
+from labelzoo.options import Option, Options
 from labelzoo.settings import Settings
 
 #: Ultralytics task names, which are also the kinds of work a control asks for
@@ -25,28 +27,37 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "classify": "yolo11n-cls.pt",
 }
 MODEL_ENV = {kind: f"YOLO_MODEL_{kind.upper()}" for kind in KINDS}
+_SERVES = {
+    "detect": "`RectangleLabels`",
+    "obb": '`RectangleLabels model_obb="true"`',
+    "segment": "`PolygonLabels` and `BrushLabels`",
+    "pose": "`KeyPointLabels`",
+    "classify": "`Choices`",
+}
 
 
-def _positive_int(settings: Settings, name: str, default: int | None) -> int | None:
-    raw = settings.option(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise ValueError(f"{name}={raw!r} must be at least 1")
-    return value
+def _preload(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    if kinds == ("all",):
+        return KINDS
+    if kinds == ("none",):
+        return ()
+    if "all" in kinds or "none" in kinds:
+        raise ValueError(f"must be kinds ({', '.join(KINDS)}), all or none")
+    return kinds
 
 
-def resolve_device(requested: str) -> str:
-    """``DEVICE=auto`` → ``cuda:0`` when PyTorch sees a GPU, else ``cpu``; anything else is kept."""
-    if requested.strip().lower() != "auto":
-        return requested.strip()
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+OPTIONS = Options(
+    *(Option(MODEL_ENV[kind], str, DEFAULT_MODELS[kind], doc=f"model for {_SERVES[kind]}") for kind in KINDS),
+    Option("YOLO_BATCH", int, 8, low=1, doc="images per forward pass (bounds memory; raise it on a GPU)"),
+    Option("YOLO_IMGSZ", int, None, low=1, default_doc="the model's",
+           doc="inference size; unset = the size the model was trained at (640 for official weights, the training "
+           "size for fine-tuned ones)"),
+    Option("YOLO_PRELOAD", str, ("detect",), many=True, choices=(*KINDS, "all", "none"), check=_preload,
+           doc="kinds whose model is loaded at start (`detect,segment`, `all`, `none`); the others load on first use"),
+    Option("YOLO_EPOCHS", int, None, low=1, default_doc="from the data", doc="fixed number of training epochs"),
+    MAX_MEGAPIXELS,
+    Option("YOLO_CONFIG_DIR", Path, default_doc="`$MODEL_DIR/ultralytics`", doc="Ultralytics' settings folder"),
+)
 
 
 @dataclass(frozen=True)
@@ -62,39 +73,26 @@ class YoloOptions:
     config_dir: Path  # YOLO_CONFIG_DIR: Ultralytics' settings and fonts, default $MODEL_DIR/ultralytics
 
     def resolved(self) -> YoloOptions:
-        """These options with ``DEVICE=auto`` resolved (imports torch, so not done at start-up)."""
-        return replace(self, device=resolve_device(self.device))
+        """These options with ``DEVICE`` resolved to a device that is there (imports torch, so not done at
+        start-up); Ultralytics takes its name, e.g. ``"cuda"``, ``"cuda:1"`` or ``"cpu"``."""
+        return replace(self, device=str(resolve_device(self.device)))
 
     @property
     def half(self) -> bool:
-        """fp16 inference on CUDA (twice the throughput, same boxes); fp32 elsewhere."""
-        return self.device.startswith("cuda") or self.device.isdigit()
+        """fp16 inference (and AMP training) on CUDA; fp32 elsewhere."""
+        return use_fp16(self.device)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> YoloOptions:
-        models = {
-            kind: settings.option(MODEL_ENV[kind], DEFAULT_MODELS[kind]) or DEFAULT_MODELS[kind] for kind in KINDS
-        }
-        preload_raw = settings.option("YOLO_PRELOAD", "detect") or ""
-        preload = tuple(k.strip().lower() for k in preload_raw.split(",") if k.strip())
-        if preload == ("all",):
-            preload = KINDS
-        elif preload == ("none",):
-            preload = ()
-        unknown = [k for k in preload if k not in KINDS]
-        if unknown:
-            raise ValueError(
-                f"YOLO_PRELOAD={preload_raw!r} names unknown kinds {unknown}; use {', '.join(KINDS)}, all or none"
-            )
-        config_dir = settings.option("YOLO_CONFIG_DIR")
+        values = OPTIONS.read(settings.env)
         return cls(
-            models=models,
+            models={kind: getattr(values, MODEL_ENV[kind].lower()) for kind in KINDS},
             model_root=settings.model_root or settings.model_dir / "weights",
             device=settings.device,
-            batch=_positive_int(settings, "YOLO_BATCH", 8) or 8,
-            imgsz=_positive_int(settings, "YOLO_IMGSZ", None),
-            preload=preload,
-            epochs=_positive_int(settings, "YOLO_EPOCHS", None),
+            batch=values.yolo_batch,
+            imgsz=values.yolo_imgsz,
+            preload=values.yolo_preload,
+            epochs=values.yolo_epochs,
             max_pixels=max_pixels_setting(settings),
-            config_dir=Path(config_dir) if config_dir else settings.model_dir / "ultralytics",
+            config_dir=values.yolo_config_dir or settings.model_dir / "ultralytics",
         )

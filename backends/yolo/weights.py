@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labelzoo.caching import LruCache
 from labelzoo.errors import LabelConfigError, LabelzooError
 
 from .options import YoloOptions
@@ -168,28 +169,10 @@ def load_model(path: Path) -> YoloModel:
         raise LabelzooError(f"cannot load YOLO model {path}{hint}: {type(exc).__name__}: {exc}") from exc
 
 
-class ModelCache:
-    """Base and custom models by path, loaded once per process and shared by every served version."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._models: dict[str, YoloModel] = {}
-        self._loading: dict[str, threading.Lock] = {}
-
-    def get(self, path: Path) -> YoloModel:
-        key = str(path)
-        with self._lock:
-            if key in self._models:
-                return self._models[key]
-            key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:  # one load per path, however many requests ask at once
-            with self._lock:
-                if key in self._models:
-                    return self._models[key]
-            model = load_model(path)
-            with self._lock:
-                self._models[key] = model
-            return model
+#: base and custom models by path, loaded once per process and shared by every served version
+SHARED_MODELS: LruCache[Path, YoloModel] = LruCache()
 
 
-SHARED_MODELS = ModelCache()
+def shared_model(path: Path) -> YoloModel:
+    """The model at ``path`` from :data:`SHARED_MODELS`: one load per path, however many requests ask at once."""
+    return SHARED_MODELS.get_or_compute(path, lambda: load_model(path))

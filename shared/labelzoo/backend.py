@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from labelzoo.errors import BadRequest
+from labelzoo.options import Options
+from labelzoo.thresholds import score_threshold
 
 if TYPE_CHECKING:
     from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
@@ -103,11 +105,54 @@ class PredictContext:
 
 @dataclass(frozen=True)
 class TrainingExample:
-    """One annotated task: the task and the result of its latest submitted annotation."""
+    """One annotation of a task: the one shape an annotation has from the webhook to :meth:`Backend.fit`.
+
+    The webhook and export parsers build it, the store keeps it (``updated_at``, a canonical UTC ISO string,
+    decides which of two deliveries is newer; cancelled ones are kept but never trained on), and the training
+    process receives the task's latest usable annotation as one.
+    """
 
     task: Task
     result: Sequence[Mapping[str, Any]]
     annotation_id: int | None = None
+    updated_at: str = ""
+    was_cancelled: bool = False
+    ground_truth: bool = False
+
+    @property
+    def id(self) -> int | None:
+        """The annotation's id (Label Studio's name for it)."""
+        return self.annotation_id
+
+    @property
+    def task_id(self) -> int | None:
+        return self.task.id
+
+    @property
+    def task_data(self) -> Mapping[str, Any]:
+        return self.task.data
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "annotation_id": self.annotation_id,
+            "task": {"id": self.task.id, "data": dict(self.task.data)},
+            "result": list(self.result),
+            "updated_at": self.updated_at,
+            "was_cancelled": self.was_cancelled,
+            "ground_truth": self.ground_truth,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> TrainingExample:
+        task = obj["task"]
+        return cls(
+            task=Task(id=task["id"], data=task["data"], raw=task),
+            result=obj["result"],
+            annotation_id=obj.get("annotation_id"),
+            updated_at=obj.get("updated_at", ""),
+            was_cancelled=bool(obj.get("was_cancelled", False)),
+            ground_truth=bool(obj.get("ground_truth", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -150,10 +195,23 @@ class Backend(ABC):
     batch_size: ClassVar[int] = 32
     #: one line for ``labelzoo backends``
     description: ClassVar[str] = ""
+    #: the environment variables the backend reads (:mod:`labelzoo.options`), checked when an instance is made;
+    #: on an instance, ``self.options`` holds their values (``self.options.yolo_batch``)
+    options = Options()
+    #: the score a prediction needs when neither its control's ``model_score_threshold`` nor
+    #: ``MODEL_SCORE_THRESHOLD`` says (:mod:`labelzoo.thresholds`); None: the backend does not filter by score
+    default_score_threshold: ClassVar[float | None] = None
+    #: the torch device types the backend runs on (:mod:`labelzoo.devices`); () when it uses no torch device
+    device_types: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         self.settings = settings
         self.weights = weights  # a trained version's folder, or None for the base model
+        self.options = type(self).options.read(settings.env)  # at start-up: a bad value stops the server
+
+    def score_threshold(self, control: ControlTag) -> float:
+        """The score a prediction for ``control`` needs to be shown (:mod:`labelzoo.thresholds`)."""
+        return score_threshold(control, self.default_score_threshold or 0.0, self.settings)
 
     def load(self) -> None:  # noqa: B027 - optional hook: a backend without weights has nothing to load
         """Load the model (heavy work goes here, never in ``__init__``). Runs once, off the request path."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -27,18 +28,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from labelzoo.registry import iter_backend_folders, load_backend
+    from labelzoo.registry import iter_installed, load_backend
 
-    for name, folder in iter_backend_folders():
+    for found in iter_installed():
         try:
-            spec = load_backend(str(folder))
-        except Exception as exc:  # a backend whose dependencies are not installed is still listed
-            print(f"{name:<10} {folder}  (cannot import: {type(exc).__name__}: {exc})")
+            spec = load_backend(found.name)
+        except ModuleNotFoundError as exc:  # a backend whose dependencies are not installed is still listed
+            built_in = found.module == f"labelzoo_backends.{found.name}.model"
+            hint = f"pip install 'labelzoo[{found.name}]'" if built_in else "install its requirements"
+            print(f"{found.name:<10} not installed: needs {exc.name} ({hint})")
+            continue
+        except Exception as exc:
+            print(f"{found.name:<10} {found.folder}  (cannot import: {type(exc).__name__}: {exc})")
             continue
         labels = ", ".join(str(t) for t in spec.cls.targets)
         flags = [f for f, on in (("interactive", spec.cls.interactive), ("learns", spec.cls.can_fit())) if on]
         extra = f" [{', '.join(flags)}]" if flags else ""
-        print(f"{name:<10} {labels}{extra}\n{'':<10} {spec.cls.description}")
+        print(f"{found.name:<10} {labels}{extra}\n{'':<10} {spec.cls.description}")
     return 0
 
 
@@ -48,11 +54,17 @@ def _new(args: argparse.Namespace) -> int:
     target = Path(args.directory)
     if target.exists() and any(target.iterdir()):
         raise LabelzooError(f"{target} exists and is not empty; choose a new folder")
-    source = find_folder(TEMPLATE)
-    shutil.copytree(source, target, ignore=SCAFFOLD_SKIP, dirs_exist_ok=True)
-    for name in ("Dockerfile", "README.md"):  # their paths assume backends/<name> in a labelzoo checkout
-        path = target / name
-        path.write_text(path.read_text().replace(f"backends/{TEMPLATE}", f"backends/{target.name}"))
+    name = re.sub(r"\W", "_", target.resolve().name)
+    shutil.copytree(find_folder(TEMPLATE), target, ignore=SCAFFOLD_SKIP, dirs_exist_ok=True)
+    (target / f"test_{TEMPLATE}.py").rename(target / f"test_{name}.py")
+    renames = {f"backends/{TEMPLATE}": f"backends/{name}", f"test_{TEMPLATE}.py": f"test_{name}.py",
+               f"labelzoo-{TEMPLATE}": f"labelzoo-{name}", f"# {TEMPLATE} —": f"# {name} —"}
+    for file in ("Dockerfile", "README.md", f"test_{name}.py"):  # paths in them assume backends/<name> of a checkout
+        path = target / file
+        text = path.read_text(encoding="utf-8")
+        for old, new in renames.items():
+            text = text.replace(old, new)
+        path.write_text(text, encoding="utf-8")
     print(f"created {target} from the {TEMPLATE!r} backend.\n"
           f"  test it:   pytest {target}\n"
           f"  serve it:  labelzoo serve {target}\n"

@@ -13,22 +13,30 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from labelzoo.errors import MediaError
+from labelzoo.options import Option
 from labelzoo.settings import Settings
+
+if TYPE_CHECKING:
+    from labelzoo.media.tasks import Decoder
 
 #: the default limit: 100 megapixels (a 12 000 × 8 000 photo is 96 MP)
 DEFAULT_MAX_PIXELS = 100_000_000
+#: the option every image backend declares (``Options(MAX_MEGAPIXELS, ...)``)
+MAX_MEGAPIXELS = Option(
+    "IMAGE_MAX_MEGAPIXELS", float, DEFAULT_MAX_PIXELS / 1e6, above=0,
+    doc="larger images are refused (a per-task error) before any pixel is decoded (decompression bombs)",
+)
 
 
 def max_pixels_setting(settings: Settings) -> int:
-    """``IMAGE_MAX_MEGAPIXELS``: the largest image, in megapixels, that image backends decode."""
-    megapixels = settings.float_option("IMAGE_MAX_MEGAPIXELS", DEFAULT_MAX_PIXELS / 1e6)
-    if not megapixels > 0:  # also rejects NaN
-        raise ValueError(f"IMAGE_MAX_MEGAPIXELS={settings.option('IMAGE_MAX_MEGAPIXELS')!r} must be a number > 0")
-    return int(megapixels * 1_000_000)
+    """``IMAGE_MAX_MEGAPIXELS``: the largest image, in pixels, that image backends decode."""
+    return int(MAX_MEGAPIXELS.read(settings.env) * 1_000_000)
 
 
 def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, shown: str | None = None) -> Image.Image:
@@ -67,3 +75,21 @@ def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, shown: str |
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             # Truncated and corrupt files fail here: Pillow reads only the header in open().
             raise MediaError(f"cannot decode image {what} ({width}x{height}; truncated or corrupt?): {exc}") from exc
+
+
+def open_array(
+    path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, shown: str | None = None, bgr: bool = False
+) -> np.ndarray:
+    """:func:`open_image` as an (height, width, 3) uint8 array: RGB, or BGR (OpenCV's and Ultralytics' order)."""
+    rgb = np.asarray(open_image(path, max_pixels=max_pixels, shown=shown))
+    return np.ascontiguousarray(rgb[:, :, ::-1]) if bgr else rgb
+
+
+def image_decoder(max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoder[Image.Image]:
+    """For :meth:`MediaResolver.per_task`: each task's image as a PIL RGB image at its natural size."""
+    return lambda item: open_image(item.path, max_pixels=max_pixels, shown=item.where)
+
+
+def array_decoder(max_pixels: int = DEFAULT_MAX_PIXELS, *, bgr: bool = False) -> Decoder[np.ndarray]:
+    """For :meth:`MediaResolver.per_task`: each task's image as an RGB (or ``bgr``) uint8 array."""
+    return lambda item: open_array(item.path, max_pixels=max_pixels, shown=item.where, bgr=bgr)

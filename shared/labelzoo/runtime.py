@@ -56,6 +56,8 @@ class Runtime:
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        for note in self.settings.upstream_notes:
+            log.warning("%s", note)
         self.training.recover()
         self.models.start()
         self.bulk.recover()

@@ -1,8 +1,9 @@
 """Server settings, read once from the environment and passed down.
 
 Nothing below this module reads ``os.environ``: the server, the runtime and the backends receive a
-:class:`Settings` object. Backend-specific options (``YOLO_MODEL``, ``SPACY_MODEL``…) are read through
-:meth:`Settings.option`, which looks at the snapshot taken here.
+:class:`Settings` object. The server's own variables are declared below (:class:`~labelzoo.options.Option`,
+grouped as the configuration guide's tables are); backends declare theirs on their class and read them from
+the snapshot taken here (``Settings.env``), checked when the backend is constructed.
 """
 
 from __future__ import annotations
@@ -13,19 +14,67 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from labelzoo.devices import check_device_setting
 from labelzoo.media.settings import MediaSettings
+from labelzoo.options import Option, Options
+from labelzoo.upstream import resolve_aliases
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def parse_bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name}={raw!r} is not a boolean: use true or false")
+SERVER_OPTIONS = Options(
+    Option("PORT", int, 9090, low=1, high=65535, doc="port to listen on"),
+    Option("WORKERS", int, 1, low=1, doc="gunicorn worker processes; each loads the model once"),
+    Option("THREADS", int, 8, low=1, doc="threads per worker"),
+    Option("LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+           doc="`DEBUG`, `INFO`, `WARNING`, `ERROR`"),
+    Option("MODEL_DIR", Path, Path("data/models"),
+           doc="model versions (`<project>/<version>/`), the SQLite store, job logs"),
+    Option("LOADED_MODELS", int, 4, low=1,
+           doc="model versions kept in memory per worker (least recently used unloaded)"),
+    Option("DEVICE", str, "auto", check=check_device_setting,
+           doc="`auto` (CUDA, then Apple's MPS, then the CPU, among what the backend runs on), `cpu`, `cuda`, "
+           "`cuda:1`, `mps`; half precision on CUDA"),
+    Option("MODEL_ROOT", Path, None,
+           doc="folder where relative model paths (`model_path`, `YOLO_MODEL_*`, checkpoints) are looked up"),
+    Option("ALLOW_CUSTOM_MODEL_PATH", bool, False, doc="let a label config choose weights with `model_path`"),
+    Option("MODEL_SCORE_THRESHOLD", float, None, low=0, high=1, default_doc="the backend's",
+           doc="minimum score of a prediction for controls without `model_score_threshold`; unset: each "
+           "backend's default, see Score thresholds below"),
+)
+SECURITY_OPTIONS = Options(
+    Option("BASIC_AUTH_USER", doc="HTTP basic auth on every route but `/health`, `/` and `/webhook` (with "
+           "`BASIC_AUTH_PASS`); set the same in Label Studio's model settings"),
+    Option("BASIC_AUTH_PASS", doc="the basic-auth password"),
+    Option("WEBHOOK_TOKEN", doc="when set, `/webhook` needs this token in an `X-Webhook-Token` header (add it to "
+           "the webhook in **Settings → Webhooks**) or basic-auth credentials"),
+)
+TRAINING_OPTIONS = Options(
+    Option("TRAIN_AFTER_ANNOTATIONS", int, 10, low=0,
+           doc="train after this many new or changed annotations; `0`: only on \"Start Training\""),
+    Option("REDIS_URL", doc="queue training (and bulk-prediction chunks) on Redis; `labelzoo worker <backend>` "
+           "processes (sharing `MODEL_DIR`) run the jobs"),
+    Option("MODEL_VERSION_PIN", doc="`12=<version>,13=<version>`: serve that version for the project (rollback); "
+           "wins over `extra_params`"),
+)
+BULK_OPTIONS = Options(
+    Option("PREDICT_DEADLINE", float, 80.0, low=0,
+           doc="seconds a batch `/predict` computes before answering with what is done (Label Studio gives up "
+           "after 100 s and then stores nothing); the rest is posted through Label Studio's API by a bulk job "
+           "when `LABEL_STUDIO_API_KEY` is set. `0`: off"),
+    Option("BULK_CHUNK_SIZE", int, 256, low=1, doc="tasks per bulk chunk (one fetch, one post, one RQ job)"),
+    Option("BULK_RATE_LIMIT", float, 10.0, low=0,
+           doc="Label Studio API requests per second of a bulk job, per process (`0`: no limit)"),
+    Option("BULK_RETRIES", int, 5, low=0,
+           doc="retries of a Label Studio call after a 429, a 5xx, a timeout or a lost connection"),
+    Option("BULK_PARALLEL", int, 2, low=1,
+           doc="chunks a bulk job handles at once per process (I/O overlaps predicting)"),
+)
+#: the server's own variables by the name of their table in docs/configuration.md (media: MediaSettings)
+CORE_OPTIONS: Mapping[str, Options] = {
+    "server": SERVER_OPTIONS,
+    "security": SECURITY_OPTIONS,
+    "training": TRAINING_OPTIONS,
+    "bulk": BULK_OPTIONS,
+}
+_ALL = Options(*(option for group in CORE_OPTIONS.values() for option in group))
 
 
 def parse_pins(raw: str) -> dict[str, str]:
@@ -55,7 +104,7 @@ class Settings:
     train_after_annotations: int = 10  # TRAIN_AFTER_ANNOTATIONS: auto-train after N new annotations (0: off)
     redis_url: str | None = None  # REDIS_URL: send training jobs to an RQ queue instead of in-process
     version_pins: Mapping[str, str] = field(default_factory=dict)  # MODEL_VERSION_PIN
-    model_score_threshold: float = 0.5  # MODEL_SCORE_THRESHOLD
+    model_score_threshold: float | None = None  # MODEL_SCORE_THRESHOLD; None: each backend's default
     model_root: Path | None = None  # MODEL_ROOT: where relative model paths are looked up
     allow_custom_model_path: bool = False  # ALLOW_CUSTOM_MODEL_PATH: let a label config choose weights
     device: str = "auto"  # DEVICE: auto, cpu, cuda, cuda:1, mps
@@ -69,39 +118,40 @@ class Settings:
     bulk_parallel: int = 2  # BULK_PARALLEL: chunks a bulk job handles at once per process (I/O overlaps predicting)
     media: MediaSettings = field(default_factory=MediaSettings)
     env: Mapping[str, str] = field(default_factory=dict)
+    #: label-studio-ml-backend settings found in the environment: read as aliases, or not used (logged at start)
+    upstream_notes: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-
-        read = cls(env=env)  # the typed option readers below give every variable the same error messages
-        get, integer, number = read.option, read.int_option, read.float_option
-
-        model_root = get("MODEL_ROOT")
+        """The settings from ``environ`` (default: the process environment); a bad value raises an
+        :class:`~labelzoo.options.OptionError` (a ``ValueError``) naming the variable."""
+        env, upstream_notes = resolve_aliases(os.environ if environ is None else environ)
+        v = _ALL.read(env)
         settings = cls(
-            port=integer("PORT", 9090),
-            workers=integer("WORKERS", 1),
-            threads=integer("THREADS", 8),
-            model_dir=Path(get("MODEL_DIR", "data/models") or "data/models"),
-            log_level=(get("LOG_LEVEL", "INFO") or "INFO").upper(),
-            basic_auth_user=get("BASIC_AUTH_USER"),
-            basic_auth_pass=get("BASIC_AUTH_PASS"),
-            webhook_token=get("WEBHOOK_TOKEN"),
-            train_after_annotations=integer("TRAIN_AFTER_ANNOTATIONS", 10),
-            redis_url=get("REDIS_URL"),
-            version_pins=parse_pins(get("MODEL_VERSION_PIN", "") or ""),
-            model_score_threshold=number("MODEL_SCORE_THRESHOLD", 0.5),
-            model_root=Path(model_root) if model_root else None,
-            allow_custom_model_path=read.bool_option("ALLOW_CUSTOM_MODEL_PATH"),
-            device=get("DEVICE", "auto") or "auto",
-            loaded_models=max(1, integer("LOADED_MODELS", 4)),
-            predict_deadline=max(0.0, number("PREDICT_DEADLINE", 80.0)),
-            bulk_chunk_size=max(1, integer("BULK_CHUNK_SIZE", 256)),
-            bulk_rate_limit=max(0.0, number("BULK_RATE_LIMIT", 10.0)),
-            bulk_retries=max(0, integer("BULK_RETRIES", 5)),
-            bulk_parallel=max(1, integer("BULK_PARALLEL", 2)),
+            port=v.port,
+            workers=v.workers,
+            threads=v.threads,
+            model_dir=v.model_dir,
+            log_level=v.log_level,
+            basic_auth_user=v.basic_auth_user,
+            basic_auth_pass=v.basic_auth_pass,
+            webhook_token=v.webhook_token,
+            train_after_annotations=v.train_after_annotations,
+            redis_url=v.redis_url,
+            version_pins=parse_pins(v.model_version_pin or ""),
+            model_score_threshold=v.model_score_threshold,
+            model_root=v.model_root,
+            allow_custom_model_path=v.allow_custom_model_path,
+            device=v.device,
+            loaded_models=v.loaded_models,
+            predict_deadline=v.predict_deadline,
+            bulk_chunk_size=v.bulk_chunk_size,
+            bulk_rate_limit=v.bulk_rate_limit,
+            bulk_retries=v.bulk_retries,
+            bulk_parallel=v.bulk_parallel,
             media=MediaSettings.from_env(env),
             env=env,
+            upstream_notes=tuple(upstream_notes),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -110,27 +160,19 @@ class Settings:
         return bool(self.basic_auth_user and self.basic_auth_pass)
 
     def option(self, name: str, default: str | None = None) -> str | None:
-        """A backend-specific option from the environment snapshot (empty counts as unset)."""
+        """An undeclared option from the environment snapshot (empty counts as unset); backends declare
+        theirs instead (:mod:`labelzoo.options`)."""
         value = self.env.get(name)
         return value if value not in (None, "") else default
 
     def bool_option(self, name: str, default: bool = False) -> bool:
-        raw = self.option(name)
-        return default if raw is None else parse_bool(name, raw)
+        return bool(Option(name, bool, default).read(self.env))
 
     def float_option(self, name: str, default: float) -> float:
-        raw = self.option(name)
-        try:
-            return default if raw is None else float(raw)
-        except ValueError:
-            raise ValueError(f"{name}={raw!r} is not a number") from None
+        return float(Option(name, float, default).read(self.env))
 
     def int_option(self, name: str, default: int) -> int:
-        raw = self.option(name)
-        try:
-            return default if raw is None else int(raw)
-        except ValueError:
-            raise ValueError(f"{name}={raw!r} is not an integer") from None
+        return int(Option(name, int, default).read(self.env))
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -1,11 +1,8 @@
-"""The SAM backend's parts without a model: the embedding cache, warm-up queue, prompts and mask outputs."""
+"""The SAM backend's parts without a model: embedding cache keys, prompts and mask outputs."""
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -13,37 +10,14 @@ import torch
 
 from labelzoo import TaskError
 from labelzoo.labelconfig import parse_label_config
-from labelzoo.results import rle_to_mask
+from labelzoo.results import mask_to_polygons, rle_to_mask
 from tests.backends.sam_support import BRUSH_CONFIG, click, rect, sam_module
 
 embeddings = sam_module("embeddings")
 prompts = sam_module("prompts")
 outputs = sam_module("outputs")
-warmup = sam_module("warmup")
 
-ENTRY_BYTES = 4 * 8 * 8 * 4  # a (1, 4, 8, 8) float32 embedding
-
-
-def entry(tag: float) -> object:
-    """A small embedding whose values identify it."""
-    return embeddings.Embedding(torch.full((1, 4, 8, 8), float(tag)), (10, 20), (8, 16))
-
-
-# --- the embedding cache -------------------------------------------------------------------------
-
-
-def test_cache_counts_hits_and_misses_and_evicts_the_least_recently_used() -> None:
-    cache = embeddings.EmbeddingCache(max_bytes=3 * ENTRY_BYTES)
-    for i, key in enumerate("abc"):
-        cache.get_or_compute(key, lambda i=i: entry(i))
-    assert cache.get_or_compute("a", lambda: pytest.fail("a is cached")).features[0, 0, 0, 0] == 0
-    cache.get_or_compute("d", lambda: entry(3))  # b is now the least recently used
-    assert cache.keys() == ["c", "a", "d"]
-    assert "b" not in cache
-    stats = cache.stats()
-    assert (stats.hits, stats.misses, stats.evictions, stats.entries, stats.nbytes) == (1, 4, 1, 3, 3 * ENTRY_BYTES)
-    cache.get_or_compute("b", lambda: entry(1))  # computed again after eviction
-    assert cache.stats().misses == 5 and cache.keys() == ["a", "d", "b"]
+# --- the embedding cache's keys (the cache itself: tests/core/test_caching.py) -----------------------
 
 
 def test_cache_keys_follow_the_file_content() -> None:
@@ -52,94 +26,11 @@ def test_cache_keys_follow_the_file_content() -> None:
     assert embeddings.content_key(data) != embeddings.content_key(data + b"\0")
 
 
-def test_cache_hands_back_but_does_not_keep_what_exceeds_its_size() -> None:
-    cache = embeddings.EmbeddingCache(max_bytes=ENTRY_BYTES - 1)
-    calls = []
-    for _ in range(2):
-        assert cache.get_or_compute("a", lambda: calls.append(1) or entry(1)).features.shape == (1, 4, 8, 8)
-    assert len(calls) == 2 and cache.stats().entries == 0
-
-
-def test_concurrent_requests_for_one_new_image_compute_it_once() -> None:
-    cache = embeddings.EmbeddingCache(max_bytes=10 * ENTRY_BYTES)
-    started, release = threading.Event(), threading.Event()
-    calls = []
-
-    def compute() -> object:
-        calls.append(threading.get_ident())
-        started.set()
-        release.wait(10)
-        return entry(7)
-
-    with ThreadPoolExecutor(6) as pool:
-        first = pool.submit(cache.get_or_compute, "img", compute)
-        assert started.wait(10)
-        others = [pool.submit(cache.get_or_compute, "img", compute) for _ in range(5)]
-        release.set()
-        results = [first.result(10)] + [f.result(10) for f in others]
-    assert len(calls) == 1
-    assert all(r is results[0] for r in results)
-    assert (cache.stats().misses, cache.stats().hits) == (1, 5)
-
-
-def test_a_failed_computation_reaches_every_waiter_and_is_retried_later() -> None:
-    cache = embeddings.EmbeddingCache(max_bytes=10 * ENTRY_BYTES)
-    started, release = threading.Event(), threading.Event()
-
-    def broken() -> object:
-        started.set()
-        release.wait(10)
-        raise TaskError("not an image")
-
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(cache.get_or_compute, "img", broken)
-        assert started.wait(10)
-        second = pool.submit(cache.get_or_compute, "img", lambda: pytest.fail("joins the running computation"))
-        release.set()
-        for future in (first, second):
-            with pytest.raises(TaskError, match="not an image"):
-                future.result(10)
-    assert "img" not in cache
-    assert cache.get_or_compute("img", lambda: entry(1)).features[0, 0, 0, 0] == 1
-
-
-def test_threads_hammering_a_small_cache_keep_it_consistent() -> None:
-    cache = embeddings.EmbeddingCache(max_bytes=5 * ENTRY_BYTES)
-    wrong = []
-
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        for _ in range(300):
-            key = rng.randrange(20)
-            got = cache.get_or_compute(str(key), lambda key=key: entry(key))
-            if got.features[0, 0, 0, 0] != key:
-                wrong.append(key)
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(worker, range(8)))
-    stats = cache.stats()
-    assert wrong == []
-    assert stats.hits + stats.misses == 8 * 300
-    assert stats.entries == len(cache.keys()) <= 5
-    assert stats.nbytes == stats.entries * ENTRY_BYTES
-    assert stats.misses - stats.evictions == stats.entries
-
-
-def test_the_warm_up_queue_caps_waiting_jobs_and_outlives_a_failing_one(caplog: pytest.LogCaptureFixture) -> None:
-    jobs = warmup.WarmUpQueue()
-    gate, done = threading.Event(), []
-
-    def boom() -> None:
-        raise RuntimeError("decoder exploded")
-
-    assert jobs.submit([lambda: gate.wait(10) and done.append("first"), boom, lambda: done.append("third")], 3) == 3
-    assert jobs.submit([lambda: done.append("late")], limit=3) == 0  # three already waiting or running
-    assert not jobs.wait_idle(0.05)
-    gate.set()
-    assert jobs.wait_idle(10)
-    assert done == ["first", "third"] and "decoder exploded" in caplog.text
-    assert jobs.submit([lambda: done.append("again")], limit=3) == 1
-    assert jobs.wait_idle(10) and done[-1] == "again"
+def test_the_embedding_cache_is_bounded_by_the_bytes_of_the_embeddings() -> None:
+    cache = embeddings.embedding_cache(max_bytes=2 * 4 * 8 * 8 * 4)  # two (1, 4, 8, 8) float32 embeddings
+    for key in "abc":
+        cache.get_or_compute(key, lambda: embeddings.Embedding(torch.zeros((1, 4, 8, 8)), (10, 20), (8, 16)))
+    assert cache.keys() == ["b", "c"] and cache.stats().nbytes == 2 * 4 * 8 * 8 * 4
 
 
 # --- prompts -------------------------------------------------------------------------------------
@@ -206,7 +97,7 @@ def two_squares() -> np.ndarray:
 
 
 def test_each_disjoint_part_gets_an_outline_through_its_boundary_pixel_centres() -> None:
-    outlines = outputs.mask_outlines(two_squares(), tolerance_px=1.0)
+    outlines = mask_to_polygons(two_squares(), tolerance_px=1.0)  # what outputs uses
     assert len(outlines) == 2
     expected = [
         {(10.5, 10.5), (29.5, 10.5), (29.5, 29.5), (10.5, 29.5)},

@@ -100,7 +100,9 @@ def test_a_blank_pipeline_learns_the_config_labels_then_updates_and_retrains(
     updated = fit(v1, more, tmp_path / "v2")  # annotations arrived: continue from v1
     assert updated.summary.startswith("incremental update on")
     assert updated.metrics["previous_f1"] > 0.5  # v1, scored on the same held-out annotations
-    assert updated.promote == (updated.metrics["f1"] >= updated.metrics["previous_f1"])
+    # promoted unless clearly worse: by more than the noise margin of labelzoo.learning.decide
+    margin = updated.metrics["promote_margin"]
+    assert updated.promote == (updated.metrics["f1"] >= updated.metrics["previous_f1"] - margin)
     assert (tmp_path / "v2" / "pipeline").exists() == updated.promote
     retrained = fit(v1, more, tmp_path / "v3", reason="start_training")  # from the blank pipeline again
     assert retrained.summary.startswith("full retraining on")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -12,13 +13,13 @@ import torch
 
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import build_label_map, parse_label_config
-from labelzoo.results import rle_to_mask
+from labelzoo.results import read_rectangles, rle_to_mask
 from labelzoo.settings import Settings
+from tests.backends.sam_support import sam_module
 from tests.backends.yolo_support import YOLO_DIR, yolo_module
 
 convert = yolo_module("convert")
 controls = yolo_module("controls")
-dataset = yolo_module("dataset")
 options_module = yolo_module("options")
 weights = yolo_module("weights")
 
@@ -92,7 +93,8 @@ def test_an_oriented_box_becomes_a_rectangle_rotated_around_its_corner() -> None
     assert value["rotation"] == pytest.approx(30.0)
     assert value["width"] == pytest.approx(25.0) and value["height"] == pytest.approx(40 / 3)
     # The rectangle Label Studio draws has exactly the corners Ultralytics reports for the box.
-    drawn = dataset.rect_corners(value, (400, 300))
+    (read,) = read_rectangles([region], None)
+    drawn = read.corners((400, 300))
     reported = res.obb.xyxyxyxy[0].numpy().astype(np.float64)
     assert np.allclose(drawn[np.lexsort(drawn.T)], reported[np.lexsort(reported.T)], atol=1e-3)
 
@@ -111,12 +113,33 @@ def test_a_polygon_is_the_largest_outline_of_the_mask_and_fills_back_to_it() -> 
 
     points = np.array(region["value"]["points"]) * [64 / 100, 48 / 100]
     # The outline through the boundary pixels' centres, one-pixel steps included, collinear points dropped.
-    assert points.round(6).tolist() == [[10, 8], [10, 39], [19, 39], [19, 24], [20, 23], [39, 23], [39, 8]]
+    assert points.round(6).tolist() == [
+        [10.5, 8.5], [10.5, 39.5], [19.5, 39.5], [19.5, 24.5], [20.5, 23.5], [39.5, 23.5], [39.5, 8.5]
+    ]
     filled = np.zeros((48, 64), np.uint8)
-    cv2.fillPoly(filled, [np.round(points).astype(np.int32)], 1)
+    cv2.fillPoly(filled, [np.round(points - 0.5).astype(np.int32)], 1)  # pixel i's centre is i + 0.5
     expected = mask.astype(np.uint8)
     expected[2:5, 50:53] = 0
     assert np.array_equal(filled, expected)
+
+
+def test_yolo_and_sam_trace_the_same_square_into_the_same_polygon() -> None:
+    """Both use the core's mask_to_polygons: once YOLO said x 4.0–13.0 where SAM said x 4.5–13.5."""
+    xml = """<View><Image name="image" value="$image"/>
+      <PolygonLabels name="poly" toName="image"><Label value="red"/></PolygonLabels></View>"""
+    config = parse_label_config(xml)
+    mask = np.zeros((20, 20), bool)
+    mask[4:14, 4:14] = True
+    plan = plan_for(xml, "poly")
+    res = results((20, 20), {0: "red"}, boxes=[[4, 4, 14, 14, 0.9, 0]], masks=[mask.astype(np.float32)])
+    (from_yolo,) = convert.polygons(res, plan, build_label_map(plan.control, {0: "red"})).regions
+    outputs = sam_module("outputs")
+    (output,) = outputs.choose_outputs(config, config.object("image"), "red", logging.getLogger("t"))
+    (from_sam,) = outputs.mask_regions(output, "image", mask, 0.9, tolerance_px=0.5)
+    square = {(4.5, 4.5), (13.5, 4.5), (13.5, 13.5), (4.5, 13.5)}
+    for region in (from_yolo, from_sam):
+        assert {(round(x / 5, 6), round(y / 5, 6)) for x, y in region["value"]["points"]} == square
+    assert from_yolo["value"]["points"] == from_sam["value"]["points"]
 
 
 def test_brush_rle_decodes_back_to_each_instance_mask() -> None:
@@ -156,7 +179,8 @@ def test_masks_at_the_model_input_size_are_unletterboxed_to_the_natural_size() -
     (poly,) = convert.polygons(res, poly_plan, build_label_map(poly_plan.control, names)).regions
     points = np.array(poly["value"]["points"]) * [3.2, 2.4]
     assert len(points) == 4
-    assert np.allclose(points.min(axis=0), [40, 20]) and np.allclose(points.max(axis=0), [118, 58])  # pixel centres
+    # the centres of the 2 × 2 natural-pixel blocks under the boundary mask pixels: half a mask pixel inside
+    assert np.allclose(points.min(axis=0), [41, 21]) and np.allclose(points.max(axis=0), [119, 59])
 
 
 POSE = """<View><Image name="image" value="$image"/>

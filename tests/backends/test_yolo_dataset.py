@@ -14,7 +14,7 @@ from PIL import Image
 from labelzoo import Settings, Task, TrainingExample
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
-from labelzoo.results import mask_to_rle, rotated_box_corners, rotated_rectangle
+from labelzoo.results import mask_to_rle, read_rectangles, rotated_box_corners, rotated_rectangle
 from tests.backends.yolo_support import yolo_module
 
 dataset = yolo_module("dataset")
@@ -64,7 +64,8 @@ def test_a_rotated_rectangle_gives_its_corners_for_obb_and_its_hull_for_detectio
     size = (400, 300)
     item = rotated_rectangle("rotated", "image", center=(200, 150), size=(100, 40), angle_deg=30, image_size=size,
                              labels=["ship"])
-    corners = dataset.rect_corners(item["value"], size)
+    (read,) = read_rectangles([item], None)
+    corners = read.corners(size)
     expected = rotated_box_corners((200, 150), (100, 40), 30)
     assert np.allclose(corners, expected)  # the builder and the reader agree: corner-anchored rotation
     (obb,) = dataset.shape_lines("obb", "rectanglelabels", [item], {"ship": 0}, control("rotated"), size)
@@ -94,7 +95,7 @@ def test_a_brush_mask_is_traced_into_one_polygon_per_blob_that_fills_back_to_it(
     filled = np.zeros((height, width), np.uint8)
     for line in lines:
         points = np.array(numbers(line)[1:]).reshape(-1, 2) * (width, height)
-        cv2.fillPoly(filled, [np.round(points).astype(np.int32)], 1)
+        cv2.fillPoly(filled, [points.astype(np.int32)], 1)  # truncated, as Ultralytics' polygon2mask does
     assert np.array_equal(filled.astype(bool), mask)
 
 

@@ -25,7 +25,7 @@ def test_new_scaffolds_a_backend_whose_own_test_passes_and_that_serves(tmp_path,
     target = tmp_path / "my_backend"
     out = run_cli("new", str(target))
     assert out.returncode == 0, out.stderr
-    assert {"model.py", "test_template.py", "README.md", "Dockerfile", "requirements.txt"} <= {
+    assert {"model.py", "test_my_backend.py", "README.md", "Dockerfile", "requirements.txt"} <= {
         p.name for p in target.iterdir()
     }
     tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(target)],

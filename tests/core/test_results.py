@@ -21,9 +21,11 @@ from labelzoo.results import (
     choices,
     json_safe,
     keypoint,
+    mask_to_polygons,
     new_region_id,
     polygon,
     prediction,
+    read_polygons,
     rectangle,
     relation,
     rle_to_mask,
@@ -530,3 +532,99 @@ def test_json_safe_nested_numpy() -> None:
     json.dumps(out, allow_nan=False)
     with pytest.raises(TypeError, match="set"):
         json_safe({1, 2})
+
+
+# --- masks traced into polygons ------------------------------------------------------------------
+
+
+def _star(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A random star-shaped blob (no holes) filled into a (height, width) mask."""
+    import cv2
+
+    width, height = size
+    mask = np.zeros((height, width), np.uint8)
+    centre = rng.uniform((20, 15), (width - 20, height - 15))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, rng.integers(4, 12)))
+    radii = rng.uniform(3, 14, len(angles))
+    points = centre + np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def test_a_square_is_outlined_through_its_boundary_pixel_centres() -> None:
+    mask = np.zeros((20, 20), bool)
+    mask[4:14, 4:14] = True  # pixels 4..13, i.e. [4, 14) in image coordinates
+    (outline,) = mask_to_polygons(mask)
+    assert {tuple(p) for p in outline.tolist()} == {(4.5, 4.5), (13.5, 4.5), (13.5, 13.5), (4.5, 13.5)}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_outlines_built_into_polygons_fill_back_to_the_same_pixels(seed: int) -> None:
+    """mask → outlines → polygon results in percent → read back → filled: a pixel is inside when its centre
+    (i + 0.5) is inside the polygon or on its edge, i.e. cv2.fillPoly of the points shifted by -0.5."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    size = (97, 61)
+    mask = _star(rng, size) | _star(rng, size) | _star(rng, size)
+    outlines = mask_to_polygons(mask)
+    items = [polygon("poly", "image", points=points, image_size=size, labels=["x"]) for points in outlines]
+    filled = np.zeros(mask.shape, np.uint8)
+    for read in read_polygons(items, None):
+        cv2.fillPoly(filled, [np.round(read.pixels() - 0.5).astype(np.int32)], 1)
+    solid = np.zeros_like(filled)  # the mask with any holes its overlapping stars left filled
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(solid, contours, -1, 1, thickness=-1)
+    assert np.array_equal(filled, solid)
+
+
+def test_outlines_come_largest_first_and_can_be_limited() -> None:
+    mask = np.zeros((40, 60), bool)
+    mask[2:6, 2:6] = True  # 4 × 4: outline area 9
+    mask[10:30, 10:40] = True  # the largest
+    mask[35:37, 50:52] = True  # 2 × 2: outline area 1
+    mask[20, 50:58] = True  # a one-pixel line: no area, no polygon
+    areas = [_shoelace(p) for p in mask_to_polygons(mask)]
+    assert areas == [19 * 29, 9, 1]
+    assert [_shoelace(p) for p in mask_to_polygons(mask, min_area_px=4)] == [19 * 29, 9]
+    (largest,) = mask_to_polygons(mask, largest_only=True)
+    assert _shoelace(largest) == 19 * 29
+    assert mask_to_polygons(np.zeros((5, 5), bool)) == []
+
+
+def test_simplification_is_in_output_pixels() -> None:
+    yy, xx = np.mgrid[:80, :80]
+    disc = (xx - 40) ** 2 + (yy - 40) ** 2 < 30**2
+    exact, loose = mask_to_polygons(disc)[0], mask_to_polygons(disc, tolerance_px=2.0)[0]
+    assert len(loose) < len(exact) / 3
+    assert np.allclose(simplify_polygon(exact, 2.0), loose)
+
+
+def test_a_mask_at_model_resolution_is_scaled_to_the_natural_size() -> None:
+    mask = np.zeros((10, 10), bool)
+    mask[2:5, 1:4] = True
+    (outline,) = mask_to_polygons(mask, scale=(4.0, 2.0))  # a 40 × 20 image
+    # each vertex is the centre of the natural-size area its mask pixel covers: (i + 0.5) × scale
+    assert {tuple(p) for p in outline.tolist()} == {(6.0, 5.0), (14.0, 5.0), (14.0, 9.0), (6.0, 9.0)}
+    assert mask_to_polygons(mask, scale=3.0)[0].max(axis=0).tolist() == [10.5, 13.5]
+    assert mask_to_polygons(mask, min_area_px=33.0, scale=(4.0, 2.0)) == []  # area 8 × 4 in natural pixels
+
+
+@pytest.mark.parametrize(
+    ("mask", "kwargs", "message"),
+    [
+        (np.zeros((4, 4), np.float32), {}, "threshold it first"),
+        (np.zeros((2, 4, 4), bool), {}, "2-D"),
+        (np.zeros((4, 4), bool), {"scale": 0}, "scale"),
+        (np.zeros((4, 4), bool), {"tolerance_px": -1.0}, "tolerance_px"),
+        (np.zeros((4, 4), bool), {"min_area_px": float("nan")}, "min_area_px"),
+    ],
+)
+def test_mask_to_polygons_rejects_invalid_input(mask: np.ndarray, kwargs: dict, message: str) -> None:
+    with pytest.raises(ResultError, match=message):
+        mask_to_polygons(mask, **kwargs)
+
+
+def _shoelace(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2

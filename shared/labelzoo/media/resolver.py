@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 from urllib.parse import unquote, unquote_to_bytes, urlencode, urljoin, urlsplit
 
 import requests
@@ -41,6 +41,12 @@ from labelzoo.media.http import HttpOptions, Transport, UpstreamError, connectio
 from labelzoo.media.lsclient import LabelStudioClient
 from labelzoo.media.netguard import check_url_allowed
 from labelzoo.media.settings import MIB, MediaSettings
+from labelzoo.media.tasks import Decoder, Task, for_task, per_task
+
+if TYPE_CHECKING:
+    from labelzoo.labelconfig import ObjectTag
+
+T = TypeVar("T")
 
 CLOUD_SCHEMES = frozenset({"s3", "gs", "azure-blob", "azure-spi"})
 MAX_REDIRECTS = 5
@@ -133,6 +139,29 @@ class MediaResolver:
                 yield futures[future], future.result()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    @overload
+    def per_task(
+        self, tasks: Sequence[Task], obj: ObjectTag, decode: None = None, *, lookahead: int | None = None
+    ) -> Iterator[tuple[int, Path | str | LabelzooError]]: ...
+    @overload
+    def per_task(
+        self, tasks: Sequence[Task], obj: ObjectTag, decode: Decoder[T], *, lookahead: int | None = None
+    ) -> Iterator[tuple[int, T | str | LabelzooError]]: ...
+    def per_task(
+        self, tasks: Sequence[Task], obj: ObjectTag, decode: Decoder[Any] | None = None, *, lookahead: int | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        """``(index, value or error)`` for each task's ``obj``, in task order, prefetched and decoded ahead
+        (:func:`labelzoo.media.tasks.per_task`)."""
+        return per_task(self, tasks, obj, decode, lookahead=lookahead)
+
+    @overload
+    def for_task(self, task: Task, obj: ObjectTag, decode: None = None) -> Path | str: ...
+    @overload
+    def for_task(self, task: Task, obj: ObjectTag, decode: Decoder[T]) -> T | str: ...
+    def for_task(self, task: Task, obj: ObjectTag, decode: Decoder[Any] | None = None) -> Any:
+        """One task's value as :meth:`per_task` makes it; raises its error (for interactive requests)."""
+        return for_task(self, task, obj, decode)
 
     def close(self) -> None:
         if self._owns_client and self.client is not None:

@@ -1,14 +1,33 @@
-"""Label Studio result items from model outputs, brush RLE, and JSON-safe conversion.
+"""Label Studio result items from model outputs and back, brush RLE, mask outlines, JSON-safe conversion.
 
 Build one result item per region with the builders (pixels, seconds and code-point offsets in;
 Label Studio's percent, RLE and value formats out), wrap a task's items with :func:`prediction`, and
 pass anything bound for Label Studio through :func:`json_safe`. See :mod:`labelzoo.results.regions`
-for the conventions every builder follows.
+for the conventions every builder follows. Read annotations back with the ``read_*`` functions
+(:mod:`labelzoo.results.readers`), and trace masks into polygons with :func:`mask_to_polygons`.
 """
 
 from labelzoo.results.errors import ResultError
-from labelzoo.results.geometry import rotated_box_corners, simplify_polygon
+from labelzoo.results.geometry import mask_to_polygons, rotated_box_corners, simplify_polygon
 from labelzoo.results.jsonsafe import json_safe
+from labelzoo.results.readers import (
+    BrushRegion,
+    ChoicesRegion,
+    KeypointRegion,
+    PolygonRegion,
+    ReadRegion,
+    RectangleRegion,
+    SpanRegion,
+    TextAreaRegion,
+    label_key,
+    read_brushes,
+    read_choices,
+    read_keypoints,
+    read_polygons,
+    read_rectangles,
+    read_spans,
+    read_textareas,
+)
 from labelzoo.results.regions import (
     Keyframe,
     audio_segment,
@@ -30,8 +49,16 @@ from labelzoo.results.regions import (
 from labelzoo.results.rle import decode, encode, mask_to_rle, rle_to_mask
 
 __all__ = [
+    "BrushRegion",
+    "ChoicesRegion",
     "Keyframe",
+    "KeypointRegion",
+    "PolygonRegion",
+    "ReadRegion",
+    "RectangleRegion",
     "ResultError",
+    "SpanRegion",
+    "TextAreaRegion",
     "audio_segment",
     "audio_segment_with_text",
     "brush",
@@ -40,10 +67,19 @@ __all__ = [
     "encode",
     "json_safe",
     "keypoint",
+    "label_key",
+    "mask_to_polygons",
     "mask_to_rle",
     "new_region_id",
     "polygon",
     "prediction",
+    "read_brushes",
+    "read_choices",
+    "read_keypoints",
+    "read_polygons",
+    "read_rectangles",
+    "read_spans",
+    "read_textareas",
     "rectangle",
     "relation",
     "rle_to_mask",

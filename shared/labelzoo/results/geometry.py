@@ -1,7 +1,10 @@
-"""Pixel-space geometry helpers for building image regions: oriented boxes and polygon simplification.
+"""Pixel-space geometry for image regions: oriented boxes, masks traced into polygons, simplification.
 
 Image coordinates have the origin at the top-left and y pointing down, so a positive angle turns
-clockwise on screen, as Label Studio's ``rotation`` does.
+clockwise on screen, as Label Studio's ``rotation`` does. Coordinates are continuous: pixel (i, j) —
+column i, row j — covers [i, i + 1) × [j, j + 1) and has its centre at (i + 0.5, j + 0.5). That is how
+Label Studio draws a region's percent values (x % of the width is x · W / 100 on a canvas of W pixels)
+and what the result builders write, so a point means the same spot on the image everywhere.
 """
 
 from __future__ import annotations
@@ -24,6 +27,74 @@ def rotated_box_corners(center: Sequence[float], size: Sequence[float], angle_de
     cos, sin = np.cos(theta), np.sin(theta)
     local = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
     return local @ np.array([[cos, sin], [-sin, cos]]) + (cx, cy)
+
+
+_COLLINEAR_PX = 1e-9  # a tolerance of 0 still drops points that rounding left a hair off a straight run
+
+
+def mask_to_polygons(
+    mask: np.ndarray,
+    *,
+    largest_only: bool = False,
+    min_area_px: float = 0.0,
+    tolerance_px: float = 0.0,
+    scale: float | Sequence[float] = 1.0,
+) -> list[np.ndarray]:
+    """The outer outlines of a bool/integer (H, W) mask as (N, 2) float pixel polygons, largest first.
+
+    The convention: vertices lie on the **centres of the mask's boundary pixels**, (i + 0.5, j + 0.5) in
+    the continuous coordinates of the module docstring. Filled back the way Label Studio reads those
+    coordinates — a pixel is inside when its centre is inside the polygon or on its edge, which is
+    ``cv2.fillPoly`` of the points shifted by -0.5 — an unsimplified outline covers exactly the pixels of
+    its connected part (holes filled; a polygon has none). Ultralytics' ``polygon2mask`` truncates the
+    points to integers, which comes to the same pixels. Each 8-connected part gives one outline.
+
+    ``largest_only`` keeps the part with the largest outline area only. ``min_area_px`` drops outlines
+    enclosing less area; ``tolerance_px`` simplifies each outline (:func:`simplify_polygon`); outlines
+    left with fewer than 3 points (parts a pixel thin) are dropped. Both are in output pixels.
+
+    ``scale`` (one factor, or (sx, sy)) maps a mask at the model's resolution onto the natural image: a
+    mask pixel covers [i·sx, (i + 1)·sx) there and its vertex is the centre of that area, (i + 0.5)·sx,
+    so the outline keeps its place half a mask pixel inside the mask's edge. Undo any letterbox padding
+    before (crop the mask to the image content). Needs OpenCV (``opencv-python-headless``).
+    """
+    try:
+        import cv2
+    except ImportError as exc:  # the core does not depend on OpenCV; the image backends that trace masks do
+        raise ResultError("mask_to_polygons needs OpenCV: pip install opencv-python-headless") from exc
+
+    arr = np.asarray(mask)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ResultError(f"a mask must be a non-empty 2-D (height, width) array, got shape {arr.shape}")
+    if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
+        raise ResultError(f"a mask must be bool or integer, got {arr.dtype}; threshold it first (mask > 0.5)")
+    factors = np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,))
+    if not (np.isfinite(factors).all() and (factors > 0).all()):
+        raise ResultError(f"scale must be one or two finite numbers > 0, got {scale!r}")
+    for name, number in (("min_area_px", min_area_px), ("tolerance_px", tolerance_px)):
+        if not (np.isfinite(number) and number >= 0):
+            raise ResultError(f"{name} must be a finite number >= 0, got {number!r}")
+    contours, _ = cv2.findContours(
+        np.ascontiguousarray(arr != 0, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    outlines = [(contour.reshape(-1, 2).astype(np.float64) + 0.5) * factors for contour in contours]
+    ranked = sorted(((_area(points), points) for points in outlines), key=lambda pair: -pair[0])
+    if largest_only:
+        ranked = ranked[:1]
+    polygons = []
+    for area, points in ranked:
+        if area < min_area_px:
+            continue
+        simplified = simplify_polygon(points, max(tolerance_px, _COLLINEAR_PX))
+        if len(simplified) >= 3:
+            polygons.append(simplified)
+    return polygons
+
+
+def _area(points: np.ndarray) -> float:
+    """The area a closed (N, 2) ring encloses (shoelace formula)."""
+    x, y = points[:, 0], points[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
 
 
 def simplify_polygon(

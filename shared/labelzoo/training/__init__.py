@@ -15,13 +15,12 @@ Jobs run in a child process of a server process, or on RQ workers when ``REDIS_U
 
 from __future__ import annotations
 
-from labelzoo.training.events import AnnotationRecord, Event, parse_event, project_key
+from labelzoo.training.events import Event, parse_event, project_key
 from labelzoo.training.jobs import JobRecord
 from labelzoo.training.service import TrainingService
 from labelzoo.training.versions import fingerprint, version_name
 
 __all__ = [
-    "AnnotationRecord",
     "Event",
     "JobRecord",
     "TrainingService",

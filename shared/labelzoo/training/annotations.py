@@ -5,31 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from labelzoo.backend import Task, TrainingExample
 from labelzoo.store.db import Database
-from labelzoo.training.events import AnnotationRecord
-
-
-@dataclass(frozen=True)
-class StoredExample:
-    """A training example: a task and the annotation chosen for it."""
-
-    annotation_id: int
-    task_id: int
-    task_data: dict[str, Any]
-    result: list[dict[str, Any]]
-    updated_at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "annotation_id": self.annotation_id,
-            "task": {"id": self.task_id, "data": self.task_data},
-            "result": self.result,
-            "updated_at": self.updated_at,
-        }
-
 
 _UPSERT = """
     INSERT INTO annotations (project, id, task_id, task_data, result, was_cancelled, ground_truth, updated_at)
@@ -47,7 +26,7 @@ _UPSERT = """
 
 # Per task, the latest submitted annotation, a ground-truth one first; cancelled ones never count.
 _EXAMPLES = """
-    SELECT id, task_id, task_data, result, updated_at FROM (
+    SELECT id, task_id, task_data, result, updated_at, was_cancelled, ground_truth FROM (
         SELECT *, ROW_NUMBER() OVER (
             PARTITION BY task_id ORDER BY ground_truth DESC, updated_at DESC, id DESC) AS rank
         FROM annotations WHERE project = ? AND was_cancelled = 0)
@@ -70,7 +49,7 @@ class AnnotationStore:
         if label_config:
             conn.execute("UPDATE projects SET label_config = ? WHERE project = ?", (label_config, project))
 
-    def upsert(self, conn: sqlite3.Connection, project: str, records: Iterable[AnnotationRecord]) -> int:
+    def upsert(self, conn: sqlite3.Connection, project: str, records: Iterable[TrainingExample]) -> int:
         """Store annotations; returns how many usable (not cancelled) ones are new or changed."""
         usable: list[tuple[Any, ...]] = []
         cancelled: list[tuple[Any, ...]] = []
@@ -93,7 +72,7 @@ class AnnotationStore:
             "DELETE FROM annotations WHERE project = ? AND id = ?", [(project, i) for i in ids]
         ).rowcount
 
-    def replace(self, conn: sqlite3.Connection, project: str, records: Sequence[AnnotationRecord]) -> int:
+    def replace(self, conn: sqlite3.Connection, project: str, records: Sequence[TrainingExample]) -> int:
         """Make the project's annotations exactly ``records`` (a full export); returns new/changed count."""
         changed = self.upsert(conn, project, records)
         keep = {r.id for r in records}
@@ -117,14 +96,15 @@ class AnnotationStore:
         row = self.db.conn.execute(query, (project,)).fetchone()
         return row[0] if row else None
 
-    def examples(self, project: str) -> list[StoredExample]:
+    def examples(self, project: str) -> list[TrainingExample]:
         return [
-            StoredExample(
-                annotation_id=row["id"],
-                task_id=row["task_id"],
-                task_data=json.loads(row["task_data"]),
+            TrainingExample(
+                task=Task(id=row["task_id"], data=json.loads(row["task_data"])),
                 result=json.loads(row["result"]),
+                annotation_id=row["id"],
                 updated_at=row["updated_at"],
+                was_cancelled=bool(row["was_cancelled"]),
+                ground_truth=bool(row["ground_truth"]),
             )
             for row in self.db.conn.execute(_EXAMPLES, (project,))
         ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from labelzoo.backend import Task, TrainingExample
 from labelzoo.errors import BadRequest
 from labelzoo.protocol import project_key, short_repr
 
@@ -24,25 +25,12 @@ EventKind = Literal["upsert", "delete", "start_training", "ignored"]
 
 
 @dataclass(frozen=True)
-class AnnotationRecord:
-    """One annotation as the store keeps it; ``updated_at`` is a canonical UTC ISO string."""
-
-    id: int
-    task_id: int
-    task_data: Mapping[str, Any]
-    result: list[dict[str, Any]]
-    was_cancelled: bool
-    ground_truth: bool
-    updated_at: str
-
-
-@dataclass(frozen=True)
 class Event:
     action: str
     kind: EventKind
     project: str | None
     label_config: str | None = None
-    annotations: tuple[AnnotationRecord, ...] = ()
+    annotations: tuple[TrainingExample, ...] = ()
     deleted: tuple[int, ...] = ()
 
 
@@ -65,7 +53,7 @@ def parse_event(payload: Any) -> Event:
     return Event(action, "ignored", _lenient_project(payload.get("project")))
 
 
-def records_from_export(tasks: Any, where: str = "export") -> list[AnnotationRecord]:
+def records_from_export(tasks: Any, where: str = "export") -> list[TrainingExample]:
     """Annotations of Label Studio export-format tasks (``[{"id", "data", "annotations": [...]}]``)."""
     if not isinstance(tasks, list):
         raise BadRequest(f"{where} must be a list of tasks, got {type(tasks).__name__}")
@@ -116,7 +104,7 @@ def _lenient_project(value: Any) -> str | None:
         return None
 
 
-def _upserts(action: str, payload: Mapping[str, Any]) -> list[AnnotationRecord]:
+def _upserts(action: str, payload: Mapping[str, Any]) -> list[TrainingExample]:
     annotation, task = payload.get("annotation"), payload.get("task")
     if action != "ANNOTATIONS_CREATED":
         if not isinstance(annotation, Mapping):
@@ -167,7 +155,7 @@ def _task(task: Any, where: str) -> tuple[int, Mapping[str, Any]]:
     return _int(task.get("id"), f"{where}.id"), data
 
 
-def _annotation(obj: Any, task_id: int, task_data: Mapping[str, Any], where: str) -> AnnotationRecord:
+def _annotation(obj: Any, task_id: int, task_data: Mapping[str, Any], where: str) -> TrainingExample:
     if not isinstance(obj, Mapping):
         raise BadRequest(f"{where} must be an object, got {type(obj).__name__}")
     declared = obj.get("task")
@@ -180,11 +168,10 @@ def _annotation(obj: Any, task_id: int, task_data: Mapping[str, Any], where: str
     for k, item in enumerate(result):
         if not isinstance(item, Mapping):
             raise BadRequest(f"{where}.result[{k}] must be an object, got {type(item).__name__}")
-    return AnnotationRecord(
-        id=_int(obj.get("id"), f"{where}.id"),
-        task_id=task_id,
-        task_data=task_data,
+    return TrainingExample(
+        task=Task(id=task_id, data=task_data),
         result=result,
+        annotation_id=_int(obj.get("id"), f"{where}.id"),
         was_cancelled=_bool(obj.get("was_cancelled"), f"{where}.was_cancelled"),
         ground_truth=_bool(obj.get("ground_truth"), f"{where}.ground_truth"),
         updated_at=canonical_time(obj.get("updated_at") or obj.get("created_at"), f"{where}.updated_at"),

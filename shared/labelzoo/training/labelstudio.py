@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labelzoo.training.events import AnnotationRecord, records_from_export
+from labelzoo.backend import TrainingExample
+from labelzoo.training.events import records_from_export
 
 if TYPE_CHECKING:
     from labelzoo.media import LabelStudioClient
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 EXPORT_READ_TIMEOUT = 300.0
 
 
-def fetch_annotations(client: LabelStudioClient, project: str) -> list[AnnotationRecord]:
+def fetch_annotations(client: LabelStudioClient, project: str) -> list[TrainingExample]:
     """Every annotation of the project's annotated tasks, through the JSON export (LS 1.23)."""
     tasks = client.get_json(
         f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "false"},

@@ -76,21 +76,14 @@ def _listen(cancel: threading.Event) -> None:
 def _train(
     args: ChildArgs, channel: _Channel, cancel: threading.Event, logger: logging.Logger
 ) -> dict[str, Any]:
-    from labelzoo.backend import FitContext, FitResult, Task, TrainingData, TrainingExample
+    from labelzoo.backend import FitContext, FitResult, TrainingData, TrainingExample
     from labelzoo.labelconfig import parse_label_config
     from labelzoo.media import MediaResolver
     from labelzoo.registry import load_backend
 
     spec = json.loads(Path(args.spec_path).read_text(encoding="utf-8"))
     backend = load_backend(args.backend_path)
-    examples = [
-        TrainingExample(
-            task=Task(id=e["task"]["id"], data=e["task"]["data"], raw=e["task"]),
-            result=e["result"],
-            annotation_id=e["annotation_id"],
-        )
-        for e in spec["examples"]
-    ]
+    examples = [TrainingExample.from_json(e) for e in spec["examples"]]
     data = TrainingData(
         project=spec["project"], config=parse_label_config(spec["label_config"]), examples=examples,
         reason=spec["reason"],

@@ -1,4 +1,4 @@
-"""Audio decoding for the Whisper backend: the formats users upload, windows, and clear errors."""
+"""labelzoo.audio: decoding the audio formats users upload, a window at a time, with clear errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelzoo import TaskError
-from tests.backends.whisper_support import ffmpeg, silence, tone, whisper_module
+from labelzoo import TaskError, audio
+from tests.core.audio_support import ffmpeg, silence, tone
 
-audio = whisper_module("audio")
 SR = 16_000
 
 

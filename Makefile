@@ -24,17 +24,19 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	touch $@
 
 # One backend on its own: the core and the backend's extra (yolo and whisper also install their
-# requirements-nodeps.txt without dependencies, as their Dockerfiles do). TORCH_INDEX_URL (e.g.
-# https://download.pytorch.org/whl/cpu, PyTorch's CPU builds) installs torch from that index first.
+# requirements-nodeps.txt without dependencies, as their Dockerfiles do). For the torch backends, torch
+# comes from TORCH_INDEX_URL first: PyTorch's CPU builds on a machine without an NVIDIA GPU (nvidia-smi),
+# when that index can be reached; otherwise (or with TORCH_INDEX_URL= or GPU=1) PyPI's, which are CUDA builds.
 RUN_VENV := .venv-$(BACKEND)
 NODEPS := $(wildcard backends/$(BACKEND)/requirements-nodeps.txt)
-TORCH_INDEX_URL ?=
 TORCH_BACKENDS := yolo whisper sam
+TORCH_INDEX_URL ?= $(if $(GPU)$(shell command -v nvidia-smi),,https://download.pytorch.org/whl/cpu)
 
 $(RUN_VENV)/.installed: pyproject.toml setup.py constraints.txt
 	test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
 	$(if $(and $(TORCH_INDEX_URL),$(filter $(BACKEND),$(TORCH_BACKENDS))),$(RUN_VENV)/bin/python -m pip install \
-	  $(PIP_FLAGS) --index-url $(TORCH_INDEX_URL) torch $(if $(filter whisper,$(BACKEND)),,torchvision))
+	  $(PIP_FLAGS) --timeout 15 --retries 1 --index-url $(TORCH_INDEX_URL) torch \
+	  $(if $(filter whisper,$(BACKEND)),,torchvision) || echo "$(TORCH_INDEX_URL) cannot be reached: torch from PyPI")
 	$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[$(BACKEND)]'
 	$(if $(NODEPS),$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r $(NODEPS))
 	touch $@

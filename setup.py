@@ -12,9 +12,17 @@ from setuptools import find_packages, setup
 BACKENDS = sorted(p.name for p in Path("backends").iterdir() if (p / "model.py").is_file())
 BACKEND_DATA = ["*.xml", "configs/*.xml", "README.md", "requirements*.txt", "Dockerfile"]
 
+
+def backend_packages(name: str) -> list[str]:
+    """A backend's package, and the packages (folders with an ``__init__.py``) inside it, such as yolo's kinds."""
+    root = Path("backends", name)
+    inner = sorted({init.parent.relative_to(root) for init in root.rglob("__init__.py")})
+    return [f"labelzoo_backends.{name}", *(".".join(("labelzoo_backends", name, *folder.parts)) for folder in inner)]
+
+
 setup(
     package_dir={"": "shared", "labelzoo_backends": "backends"},
     packages=[*find_packages("shared", include=["labelzoo", "labelzoo.*"]), "labelzoo_backends",
-              *(f"labelzoo_backends.{name}" for name in BACKENDS)],
+              *(package for name in BACKENDS for package in backend_packages(name))],
     package_data={f"labelzoo_backends.{name}": BACKEND_DATA for name in BACKENDS},
 )

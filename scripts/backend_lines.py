@@ -64,7 +64,8 @@ def report(root: Path, verbose: bool) -> list[str]:
         shared = sum(n for f, n in counts.items() if f not in kinds)
         out.append(f"{folder.name:10s} {sum(counts.values()):5d}")
         for kind_file, n in sorted(kinds.items()):
-            out.append(f"{folder.name}:{kind_file.stem:<8s} {n:5d} in kinds/{kind_file.name} (+ {shared} shared by every kind)")
+            label = f"{folder.name}:{kind_file.stem}"
+            out.append(f"{label:16s} {n:5d} in kinds/{kind_file.name} (+ {shared} shared by every kind)")
         if verbose:
             out.extend(f"    {f.relative_to(root)}: {n}" for f, n in counts.items())
     return out

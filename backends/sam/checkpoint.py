@@ -1,8 +1,9 @@
 """Build the SAM model named by ``SAM_MODEL_TYPE`` and load ``SAM_CHECKPOINT`` into it, on ``DEVICE``.
 
-``SAM_CHECKPOINT`` is a local path (relative ones are looked up under ``MODEL_ROOT``, else the working
-directory) or an http(s) URL, downloaded once into ``MODEL_DIR/checkpoints/``. Unset, it is Meta's
-official checkpoint for the model type. Nothing is downloaded at import time, only in :func:`load_sam`.
+``SAM_CHECKPOINT`` is a local path or an http(s) URL, fetched by :func:`labelzoo.weights.weights_file`
+(relative paths under ``MODEL_ROOT``; URLs downloaded once into ``MODEL_DIR/checkpoints/``). Unset, it
+is Meta's official checkpoint for the model type, whose download is checked against its size and
+SHA-256. Nothing is downloaded at import time, only in :func:`load_sam`.
 
 The architecture comes from ``segment_anything.sam_model_registry``; any builder registered there under
 a new name (a smaller encoder, for instance) can be chosen with ``SAM_MODEL_TYPE``.
@@ -11,8 +12,6 @@ a new name (a smaller encoder, for instance) can be chosen with ``SAM_MODEL_TYPE
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import torch
 from segment_anything import sam_model_registry
@@ -21,15 +20,20 @@ from segment_anything.modeling import Sam
 from labelzoo import LabelzooError, Settings
 from labelzoo.devices import resolve_device
 from labelzoo.options import Option
+from labelzoo.weights import RemoteFile, weights_file
 
 log = logging.getLogger("labelzoo.sam")
 
 DEFAULT_MODEL_TYPE = "vit_b"
+_META = "https://dl.fbaipublicfiles.com/segment_anything"
 OFFICIAL_CHECKPOINTS = {
-    "vit_h": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-    "vit_l": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
-    "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-}
+    "vit_h": RemoteFile(f"{_META}/sam_vit_h_4b8939.pth", size=2564550879,
+                        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"),
+    "vit_l": RemoteFile(f"{_META}/sam_vit_l_0b3195.pth", size=1249524607,
+                        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622"),
+    "vit_b": RemoteFile(f"{_META}/sam_vit_b_01ec64.pth", size=375042383,
+                        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912"),
+}  # fmt: skip
 
 
 def _registered(name: str) -> str:
@@ -63,28 +67,15 @@ def checkpoint_source(settings: Settings) -> str:
     name = model_type(settings)
     if name not in OFFICIAL_CHECKPOINTS:
         raise LabelzooError(f"SAM_MODEL_TYPE={name!r} has no official checkpoint; set SAM_CHECKPOINT to its weights")
-    return OFFICIAL_CHECKPOINTS[name]
-
-
-def checkpoint_path(settings: Settings) -> Path:
-    """A local file with the checkpoint, downloading a URL on first use."""
-    source = checkpoint_source(settings)
-    if urlsplit(source).scheme in ("http", "https"):
-        return _download(source, settings.model_dir / "checkpoints")
-    path = Path(source).expanduser()
-    if not path.is_absolute():
-        path = (settings.model_root or Path.cwd()) / path
-    if not path.is_file():
-        raise LabelzooError(
-            f"SAM_CHECKPOINT {source!r}: no file at {path}; set it to an existing .pth file or to a download URL"
-        )
-    return path
+    return OFFICIAL_CHECKPOINTS[name].url
 
 
 def load_sam(settings: Settings) -> Sam:
     """The model, with the checkpoint's weights, in eval mode on the configured device."""
     name = model_type(settings)
-    path = checkpoint_path(settings)
+    source = checkpoint_source(settings)
+    official = {remote.url: remote for remote in OFFICIAL_CHECKPOINTS.values()}  # their size and hash are known
+    path = weights_file(official.get(source, source), settings, setting=CHECKPOINT.name, what="SAM checkpoint")
     sam = sam_model_registry[name]()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -100,19 +91,3 @@ def load_sam(settings: Settings) -> Sam:
     device = resolve_device(settings.device)
     log.info("loaded SAM %s from %s on %s", name, path, device)
     return sam.to(device).eval()
-
-
-def _download(url: str, folder: Path) -> Path:
-    target = folder / (Path(urlsplit(url).path).name or "sam_checkpoint.pth")
-    if target.is_file():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    log.info("downloading SAM checkpoint %s to %s", url, target)
-    try:
-        torch.hub.download_url_to_file(url, str(target), progress=False)
-    except Exception as exc:  # urllib raises URLError, HTTPError, timeouts, OSError...
-        raise LabelzooError(
-            f"cannot download the SAM checkpoint {url}: {type(exc).__name__}: {exc}. Without internet access, "
-            f"download it elsewhere and put it at {target}, or set SAM_CHECKPOINT to a local .pth file"
-        ) from exc
-    return target

@@ -3,31 +3,30 @@
 Interactive requests (``params.context`` holds smart keypoints or a smart rectangle) are answered with
 the best of SAM's candidate masks, labelled like the prompt. The image encoder, SAM's heavy half, stays
 off the click path: each image's embedding is computed once and kept in an LRU cache shared by all
-annotators, and ordinary predictions (Label Studio asks for them when a task is opened) only warm that
-cache in the background and answer with an empty prediction.
+annotators (:class:`labelzoo.embeddings.ImageEmbeddings`), and ordinary predictions (Label Studio asks
+for them when a task is opened) only warm that cache in the background and answer with an empty
+prediction.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from labelzoo import Backend, LabelzooError, PredictContext, Prediction, Settings, Target, Task, TaskError
-from labelzoo.caching import LruCache, WarmUpQueue
+from labelzoo import Backend, PredictContext, Prediction, Settings, Target, Task
 from labelzoo.devices import DEVICE_TYPES
-from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting, open_array
+from labelzoo.embeddings import ImageEmbeddings
+from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting
 from labelzoo.labelconfig import ObjectTag
-from labelzoo.media import MediaResolver, TaskMedia
+from labelzoo.media import MediaResolver
 from labelzoo.options import Option, Options
+from labelzoo.prompts import read_image_prompt
+from labelzoo.results import MASK_TAGS, mask_outputs, mask_regions
 
 from .checkpoint import CHECKPOINT, MODEL_TYPE, checkpoint_source, load_sam
-from .embeddings import Embedding, content_key, embedding_cache
-from .outputs import OUTPUT_TAGS, choose_outputs, mask_regions
-from .prompts import read_prompt
-from .segmenter import Segmenter
+from .segmenter import Embedding, Segmenter
 
 log = logging.getLogger("labelzoo.sam")
 
@@ -35,13 +34,13 @@ MIB = 1024 * 1024
 
 
 class SegmentAnything(Backend):
-    targets = tuple(Target(tag, "Image") for tag in OUTPUT_TAGS)
+    targets = tuple(Target(tag, "Image") for tag in MASK_TAGS)
     interactive = True
     batch_size = 1000  # a non-interactive batch only queues warm-ups
     description = "Segment Anything: smart keypoints and rectangles become masks; embeddings cached per image"
 
     segmenter: Segmenter
-    cache: LruCache[str, Embedding]
+    cache: ImageEmbeddings[Embedding]
 
     options = Options(
         MODEL_TYPE,
@@ -62,12 +61,16 @@ class SegmentAnything(Backend):
         self.cache_bytes = int(self.options.sam_cache_mb * MIB)
         self.tolerance_px = self.options.sam_polygon_tolerance
         self.warmup = self.options.sam_warmup
-        self.max_pixels = max_pixels_setting(settings)
-        self._warmups = WarmUpQueue(name="sam-warmup")
 
     def load(self) -> None:
         self.segmenter = Segmenter(load_sam(self.settings))
-        self.cache = embedding_cache(self.cache_bytes)
+        self.cache = ImageEmbeddings(
+            lambda pixels: self.segmenter.embed(pixels),  # late-bound: segmenter.embed may be wrapped after load
+            max_bytes=self.cache_bytes,
+            entry_nbytes=self.segmenter.embedding_nbytes,
+            max_pixels=max_pixels_setting(self.settings),
+            name="sam",
+        )
         log.info(
             "SAM embedding cache: %d MiB, %d images of %.1f MiB",
             self.cache_bytes // MIB,
@@ -84,23 +87,21 @@ class SegmentAnything(Backend):
     @property
     def cache_capacity(self) -> int:
         """How many image embeddings fit in ``SAM_CACHE_MB``."""
-        return self.cache_bytes // self.segmenter.embedding_nbytes
+        return self.cache.capacity
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         if ctx.prompt is not None:
             return [self._segment(task, ctx, ctx.prompt) for task in tasks]
         if self.warmup:
-            self._queue_warmups(tasks, ctx)
+            images = {obj.name: obj for _, obj in ctx.config.pairs(MASK_TAGS, "Image")}
+            self.cache.warm(tasks, list(images.values()), ctx.media)
         # Valid for Label Studio and cheap: the task counts as predicted for this model version.
         return [Prediction(result=[], score=None) for _ in tasks]
 
-    # interactive --------------------------------------------------------------------------------
     def _segment(self, task: Task, ctx: PredictContext, context: Mapping[str, Any]) -> Prediction:
-        prompt = read_prompt(context)
-        obj = ctx.config.object(prompt.to_name)
-        if obj.tag != "Image":
-            raise TaskError(f"SAM segments images, but the prompt is drawn on <{obj.tag} name={obj.name!r}>")
-        outputs = choose_outputs(ctx.config, obj, prompt.label, ctx.logger)
+        prompt = read_image_prompt(context)
+        obj = prompt.image(ctx.config)
+        outputs = mask_outputs(ctx.config, obj, prompt.label, ctx.logger)
         embedding = self.embedding(task, obj, ctx.media)
         height, width = embedding.original_size
         points, point_labels = prompt.pixel_points(width, height)
@@ -115,44 +116,10 @@ class SegmentAnything(Backend):
         ]
         return Prediction(result=result, score=score)
 
-    # embeddings ---------------------------------------------------------------------------------
     def embedding(self, task: Task, obj: ObjectTag, media: MediaResolver) -> Embedding:
         """The cached embedding of the task's image, computed on a miss (once, however many callers)."""
-        if obj.value_list:
-            raise TaskError(f"<Image name={obj.name!r}> uses valueList (several images); SAM handles one image")
-        key, image = media.for_task(task, obj, _keyed)
-
-        def encode() -> Embedding:
-            # EXIF-transposed RGB: Label Studio's percent coordinates refer to the image as browsers show it.
-            return self.segmenter.embed(open_array(image.path, max_pixels=self.max_pixels, shown=image.where))
-
-        return self.cache.get_or_compute(key, encode)
-
-    def _queue_warmups(self, tasks: Sequence[Task], ctx: PredictContext) -> None:
-        """Encode the tasks' images in the background, no more at a time than the cache holds."""
-        images = list({obj.name: obj for _, obj in ctx.config.pairs(OUTPUT_TAGS, "Image")}.values())
-        # Keyed by task and image: a task opened again before its warm-up ran is not queued twice.
-        jobs = {
-            (id(task) if task.id is None else task.id, obj.name): partial(self._warm, task, obj, ctx.media)
-            for task in tasks
-            for obj in images
-        }
-        queued = self._warmups.submit(jobs, limit=self.cache_capacity)
-        if queued < len(jobs):
-            log.info("warming %d of %d images (queued already, or the cache holds %d)", queued, len(jobs),
-                     self.cache_capacity)  # fmt: skip
-
-    def _warm(self, task: Task, obj: ObjectTag, media: MediaResolver) -> None:
-        try:
-            self.embedding(task, obj, media)
-        except LabelzooError as exc:  # a bad image fails its own click later, with the same message
-            log.warning("no warm-up: %s", exc.message)
+        return self.cache.get(task, obj, media)
 
     def wait_for_warmups(self, timeout: float | None = None) -> bool:
         """Block until the queued warm-ups are done; False if some still run after ``timeout`` seconds."""
-        return self._warmups.wait_idle(timeout)
-
-
-def _keyed(image: TaskMedia) -> tuple[str, TaskMedia]:
-    """The image file's content key (the cache's key) and the file, decoded only on a cache miss."""
-    return content_key(image.path.read_bytes()), image
+        return self.cache.wait_idle(timeout)

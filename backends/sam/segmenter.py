@@ -2,7 +2,8 @@
 
 This does what ``SamPredictor.set_image`` and ``SamPredictor.predict`` do, with the same transforms,
 but keeps no image state: ``embed`` returns an :class:`Embedding` and ``segment`` takes one, so clicks
-on different images can run in parallel threads against one model (the model's weights are only read).
+on different images can run in parallel threads against one model (the model's weights are only read),
+and embeddings can be cached (:class:`labelzoo.embeddings.ImageEmbeddings`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,21 @@ import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from .embeddings import Embedding
+
+@dataclass(frozen=True)
+class Embedding:
+    """One image's encoder output and the sizes needed to map prompts in and masks out."""
+
+    features: torch.Tensor
+    """(1, C, h, w) image embedding on the model's device (C=256, h=w=64 for the official models)."""
+    original_size: tuple[int, int]
+    """(height, width) of the natural image, EXIF orientation applied: the size masks come out at."""
+    input_size: tuple[int, int]
+    """(height, width) after resizing the longest side to the encoder's input size (before padding)."""
+
+    @property
+    def nbytes(self) -> int:
+        return self.features.element_size() * self.features.nelement()
 
 
 @dataclass(frozen=True)

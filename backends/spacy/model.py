@@ -25,23 +25,15 @@ from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
 from spacy.training import Example
 
-from labelzoo import (
-    Backend,
-    FitContext,
-    FitResult,
-    LabelzooError,
-    PredictContext,
-    Prediction,
-    Target,
-    Task,
-    TrainingData,
-)
-from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map
+from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
+from labelzoo.batch import PredictionBatch
+from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map, training_names
 from labelzoo.learning import decide, split_held_out
 from labelzoo.options import Option, Options
 from labelzoo.results import span
+from labelzoo.textspans import SpanIssue, annotated_texts
 
-from .gold import SpanIssue, collect, reference_doc, spacy_names
+from .gold import reference_doc
 from .pipeline import PIPELINE_DIR, find_ner, load_source, serve_with_beam, source_name, strip_for_saving
 from .scoring import score_text
 from .training import entity_f1, epochs_for, pseudo_labels, train
@@ -101,30 +93,21 @@ class SpacyNER(Backend):
         return None if self.ner is None else list(self.ner.labels)
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
-        results: list[list[dict[str, Any]]] = [[] for _ in tasks]
-        scores: list[list[float]] = [[] for _ in tasks]
-        errors: list[str | None] = [None] * len(tasks)
+        batch = PredictionBatch(tasks, ctx.logger)
         for obj, controls in self._controls(ctx).items():
-            texts = [text for _, text in ctx.media.per_task(tasks, obj)]  # texts behind URLs: in parallel
-            ready = [i for i, text in enumerate(texts) if isinstance(text, str)]
-            for i, text in enumerate(texts):
-                if isinstance(text, LabelzooError):
-                    errors[i] = text.message
+            ready = list(batch.ready(ctx.media.per_task(tasks, obj)))  # texts behind URLs: in parallel
             with self._lock:
-                docs = list(self.nlp.pipe([texts[i] for i in ready], batch_size=PIPE_BATCH))
-            for i, doc in zip(ready, docs, strict=True):
+                docs = list(self.nlp.pipe([text for _, text in ready], batch_size=PIPE_BATCH))
+            for (i, text), doc in zip(ready, docs, strict=True):
                 for control, label_of, threshold in controls:
                     scored = score_text(doc, label_of, threshold)
-                    results[i].extend(
-                        span(control.name, obj.name, text=texts[i], start=s.start, end=s.end, labels=[s.label],
+                    items = (
+                        span(control.name, obj.name, text=text, start=s.start, end=s.end, labels=[s.label],
                              score=s.score)
                         for s in scored.spans
                     )
-                    scores[i].append(scored.score)
-        return [
-            Prediction.failed(error) if error else Prediction(result=result, score=min(score) if score else None)
-            for result, score, error in zip(results, scores, errors, strict=True)
-        ]
+                    batch.add(i, items, scored.score)
+        return batch.predictions()
 
     def _controls(self, ctx: PredictContext) -> dict[ObjectTag, list[tuple[ControlTag, Any, float]]]:
         """Per Text object, the controls to fill: label lookup and score threshold of each."""
@@ -140,7 +123,7 @@ class SpacyNER(Backend):
 
     # learning -----------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
-        corpus, problems = collect(data, ctx.media)
+        corpus, problems = annotated_texts(data, ctx.media)
         if not any(text.spans for _, text in corpus):
             _log(ctx, problems)
             return FitResult(promote=False, summary="no usable <Labels> spans on <Text> in the annotations")
@@ -148,7 +131,7 @@ class SpacyNER(Backend):
         nlp = self._pipeline(current=incremental)
         ner_name = find_ner(nlp) or nlp.add_pipe("ner").name
         known = set(nlp.get_pipe(ner_name).labels)
-        names = spacy_names(data.config, known)
+        names = training_names((control for control, _ in data.config.pairs("Labels", "Text")), sorted(known))
         labels = {names[key] for _, text in corpus for *_, key in text.spans} | (known & set(names.values()))
         split = split_held_out(
             corpus, task_id=lambda entry: entry[1].task_id, content=lambda entry: data.examples[entry[0]].task.data,

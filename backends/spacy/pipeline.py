@@ -27,8 +27,6 @@ BEAM_COMPONENT = "labelzoo_beam_ner"
 PARSES_KEY = "labelzoo_beam_parses"  # doc.user_data key: ((probability, ((start, end, label), ...)), ...)
 RULER_FACTORIES = frozenset({"entity_ruler"})
 
-Parse = tuple[float, tuple[tuple[int, int, str], ...]]
-
 
 class PipelineError(RuntimeError):
     """SPACY_MODEL names nothing that loads; the message says what to install or set."""

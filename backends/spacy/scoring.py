@@ -1,8 +1,9 @@
 """Confidences from the beam: per entity, and per task for uncertainty sampling.
 
-The beam holds up to ``beam_width`` complete parses of a text, each with a probability (normalised over
-the beam). For one control, each parse is first restricted to the entities whose model label maps to
-one of the control's labels (the others are never shown, so they must not count). Then:
+The beam holds up to ``beam_width`` complete parses of a text, each with a probability. For one control,
+each parse is first restricted to the entities whose model label maps to one of the control's labels (the
+others are never shown, so they must not count); the restricted parses are the
+:class:`~labelzoo.alternatives.Alternatives` of the text. Then:
 
 * an entity's ``score`` is its marginal probability: the summed probability of the parses that contain
   it, with the same boundaries and the same config label;
@@ -15,13 +16,14 @@ one of the control's labels (the others are never shown, so they must not count)
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spacy.tokens import Doc
 
-from .pipeline import PARSES_KEY, Parse
+from labelzoo.alternatives import Alternatives
+
+from .pipeline import PARSES_KEY
 
 Entity = tuple[int, int, str]  # token start, token end, config label
 
@@ -40,16 +42,12 @@ class ScoredText:
     score: float
 
 
-def restrict(parses: Sequence[Parse], label_of: Callable[[str], str | None]) -> list[tuple[float, frozenset[Entity]]]:
-    """Each parse with its probability renormalised over the beam, keeping only mapped entities."""
-    total = sum(prob for prob, _ in parses)
-    if total <= 0:
-        return []
-    out = []
-    for prob, ents in parses:
-        mapped = ((start, end, label_of(label)) for start, end, label in ents)
-        out.append((prob / total, frozenset((s, e, key) for s, e, key in mapped if key is not None)))
-    return out
+def alternatives(doc: Doc, label_of: Callable[[str], str | None]) -> Alternatives[Entity]:
+    """The beam's parses of ``doc``, each reduced to the entities whose label maps (to its config label)."""
+    return Alternatives.of(
+        (prob, ((start, end, key) for start, end, label in ents if (key := label_of(label)) is not None))
+        for prob, ents in doc.user_data.get(PARSES_KEY, ())
+    )
 
 
 def score_text(doc: Doc, label_of: Callable[[str], str | None], threshold: float) -> ScoredText:
@@ -57,19 +55,11 @@ def score_text(doc: Doc, label_of: Callable[[str], str | None], threshold: float
 
     The best parse is the one ``doc.ents`` holds (spaCy sets it from the top of the beam).
     """
-    parses = restrict(doc.user_data.get(PARSES_KEY, ()), label_of)
-    if not parses:
-        return ScoredText(spans=[], score=0.0)
-    marginal: defaultdict[Entity, float] = defaultdict(float)
-    for prob, ents in parses:
-        for ent in ents:
-            marginal[ent] += prob
-    best = max(parses, key=lambda parse: parse[0])[1]
-    shown = sorted((ent, min(1.0, marginal[ent])) for ent in best if marginal[ent] >= threshold)
-    chosen = frozenset(ent for ent, _ in shown)
-    task_score = min(1.0, sum(prob for prob, ents in parses if ents == chosen))
+    parses = alternatives(doc, label_of)
+    marginal = parses.marginals()
+    shown = sorted((ent, marginal[ent]) for ent in parses.best if marginal[ent] >= threshold)
     spans = []
     for (start, end, label), score in shown:
         span = doc[start:end]
         spans.append(ScoredSpan(span.start_char, span.end_char, label, score))
-    return ScoredText(spans=spans, score=task_score)
+    return ScoredText(spans=spans, score=parses.probability_of(ent for ent, _ in shown))

@@ -3,27 +3,28 @@
 * Split (the core's :func:`labelzoo.learning.split_held_out`, in ``model.py``): a fixed share of tasks
   (``SPACY_HOLDOUT`` percent, by a hash of the task id) never trains and validates every version, so the
   current and the new model are compared on data neither has seen.
-* Schedule: about 1,500 example updates (5 to 30 passes) so a few dozen sentences converge in seconds;
-  with a held-out set, training stops (after at least half the passes) once 3 passes brought no F1 as
-  good as the best, and keeps the last pass with the best F1.
-* F1 is spaCy's entity F1 (:func:`spacy.scorer.get_ner_prf`), counting only the labels being trained:
-  the entities a control shows.
+* Schedule (:mod:`labelzoo.schedule`): about 1,500 example updates (5 to 30 passes) so a few dozen
+  sentences converge in seconds; with a held-out set, training stops (after at least half the passes) once
+  3 passes brought no F1 as good as the best, and keeps the last pass with the best F1.
+* F1 is exact-span entity F1 (:mod:`labelzoo.metrics`), counting only the labels being trained (the
+  entities a control shows); tokens whose label the reference leaves unknown count neither way.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from spacy.language import Language
-from spacy.scorer import get_ner_prf
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import compounding, fix_random_seed, minibatch
 
-from .gold import AnnotatedText, CharSpan
+from labelzoo.metrics import SpanCounts, count_spans
+from labelzoo.schedule import EarlyStopping, passes_for
+from labelzoo.textspans import AnnotatedText, CharSpan
+
 from .pipeline import RULER_FACTORIES, needed_components
 
 SEED = 0
@@ -34,7 +35,7 @@ DROPOUT = 0.2
 
 
 def epochs_for(n_train: int, incremental: bool) -> int:
-    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(UPDATES_PER_FIT / max(n_train, 1))))
+    epochs = passes_for(UPDATES_PER_FIT, per_pass=n_train, low=MIN_EPOCHS, high=MAX_EPOCHS)
     return max(3, epochs // 2) if incremental else epochs
 
 
@@ -51,27 +52,28 @@ def pseudo_labels(
 ) -> list[list[CharSpan]]:
     """Rehearsal: the pipeline's own entities with ``rehearse`` labels on each training text, so learning
     the config's labels does not make it forget the ones the annotators were never asked about."""
-    return [
-        [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents if ent.label_ in rehearse]
-        for doc in decode(nlp, ner_name, (text.text for text in texts))
-    ]
+    return [char_spans(doc.ents, rehearse) for doc in decode(nlp, ner_name, (text.text for text in texts))]
+
+
+def char_spans(ents: Iterable[Span], labels: set[str] | None = None) -> list[CharSpan]:
+    """Entities as code-point spans, those with ``labels`` only (all without)."""
+    return [(ent.start_char, ent.end_char, ent.label_) for ent in ents if labels is None or ent.label_ in labels]
 
 
 def entity_f1(nlp: Language, ner_name: str, gold: Sequence[Doc], labels: set[str]) -> float:
     """Entity F1 on ``gold`` for ``labels`` only; 1.0 when neither side has any entity."""
     if not gold:
         return 0.0
-    predicted = decode(nlp, ner_name, (doc.text for doc in gold))
-    for doc in predicted:
-        doc.ents = [ent for ent in doc.ents if ent.label_ in labels]
-    found = get_ner_prf([Example(pred, ref) for pred, ref in zip(predicted, gold, strict=True)])["ents_f"]
-    return 1.0 if found is None else float(found)
+    counts = SpanCounts()
+    for predicted, reference in zip(decode(nlp, ner_name, (doc.text for doc in gold)), gold, strict=True):
+        unknown = [(token.idx, token.idx + len(token)) for token in reference if token.ent_iob == 0]
+        counts += count_spans(char_spans(reference.ents), char_spans(predicted.ents, labels), unknown=unknown)
+    return counts.f1
 
 
 @dataclass
 class TrainLog:
     epochs: int = 0
-    best_epoch: int = 0
     best_f1: float | None = None
     losses: list[float] = field(default_factory=list)
     cancelled: bool = False
@@ -102,6 +104,7 @@ def train(
         ner.initialize(lambda: examples, nlp=nlp)
     optimizer = nlp.create_optimizer()
     log = TrainLog()
+    stopping = EarlyStopping(PATIENCE, min_passes=epochs // 2)
     best: dict[str, bytes] = {}
     order = list(examples)
     for epoch in range(1, epochs + 1):
@@ -117,14 +120,13 @@ def train(
         log.losses.append(float(losses.get(ner_name, 0.0)))
         metrics = {"loss": log.losses[-1]}
         if dev:
-            f1 = entity_f1(nlp, ner_name, dev, labels)
-            metrics["f1"] = f1
-            if log.best_f1 is None or f1 >= log.best_f1:  # on a tie, the later (more trained) pass
-                log.best_f1, log.best_epoch = f1, epoch
+            metrics["f1"] = f1 = entity_f1(nlp, ner_name, dev, labels)
+            if stopping.record(epoch, f1):  # on a tie, the later (more trained) pass
                 best = {name: nlp.get_pipe(name).to_bytes() for name in trained}
         report(epoch / epochs, f"pass {epoch}/{epochs}", **metrics)
-        if dev and epoch >= epochs // 2 and epoch - log.best_epoch >= PATIENCE:
+        if stopping.should_stop(epoch):
             break
     for name, data in best.items():
         nlp.get_pipe(name).from_bytes(data)
+    log.best_f1 = stopping.best
     return log

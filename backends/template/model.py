@@ -8,7 +8,7 @@ predicts the choice with its probability as the score (low scores are the tasks 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -16,21 +16,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from labelzoo import (
-    Backend,
-    FitContext,
-    FitResult,
-    PredictContext,
-    Prediction,
-    Target,
-    Task,
-    TrainingData,
-    TrainingExample,
-)
+from labelzoo import Backend, FitResult, Prediction, Target
 from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map
 from labelzoo.learning import decide, split_held_out
 from labelzoo.results import choices, read_choices
 from labelzoo.taskdata import text_of
+
+if TYPE_CHECKING:
+    from labelzoo import FitContext, PredictContext, Task, TrainingData, TrainingExample
 
 MODEL_FILE = "classifiers.joblib"
 HELD_OUT_FRACTION = 0.2  # of the tasks (by task id) validate every new classifier and never train one

@@ -6,24 +6,25 @@ Per ``<Audio>`` (or ``<AudioPlus>``) object:
 * ``<Labels>`` ← one region per segment, labelled with the control's speech label (see
   :func:`speech_label`); with ``model_granularity="word"`` one region per word instead;
 * ``<TextArea perRegion="true">`` ← each region's text, in an item sharing the region's id (honouring
-  the TextArea's ``whenTagName`` and ``whenLabelValue``);
+  the TextArea's ``whenTagName`` and ``whenLabelValue``, see :mod:`labelzoo.labelconfig.objects`);
 * ``<Choices>`` whose choices name languages (``en`` or ``English``) ← the detected language.
 
 Controls with ``model_skip="true"`` are left alone, and so is a ``Choices`` without a language among
-its choices. A ``model_score_threshold`` on a Labels or TextArea control drops regions scoring lower;
-by default nothing is dropped: an unsure transcript is still faster to correct than to type.
+its choices. Regions and transcripts scoring below their control's threshold (:mod:`labelzoo.thresholds`)
+are dropped; by default nothing is: an unsure transcript is still faster to correct than to type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
-from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map
-from labelzoo.results import audio_segment, choices, textarea
+from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, label_or_first, object_controls
+from labelzoo.results import audio_segment, choices, textarea, with_region_text
+from labelzoo.thresholds import score_threshold
 
 from .scores import segment_score, transcript_score, word_score
 from .transcriber import Segment, Transcript
@@ -35,11 +36,12 @@ WORD_GRANULARITY = "word"
 
 @dataclass(frozen=True)
 class RegionControl:
-    """A Labels control and the label its regions get."""
+    """A Labels control, the label its regions get, and the per-region TextAreas their text goes to."""
 
     control: ControlTag
     label: str
     words: bool  # model_granularity="word": one region per word
+    texts: tuple[ControlTag, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class AudioPlan:
     regions: tuple[RegionControl, ...] = ()
     region_texts: tuple[ControlTag, ...] = ()
     languages: tuple[tuple[ControlTag, Mapping[str, str]], ...] = field(default=())  # (control, code → key)
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # transcript and region control → threshold
 
     @property
     def needs_text(self) -> bool:
@@ -69,37 +72,30 @@ class AudioPlan:
         return not (self.needs_text or self.needs_language)
 
 
-def plan(config: LabelConfig) -> list[AudioPlan]:
-    """One plan per audio object that has at least one control Whisper can fill."""
+def plan(
+    config: LabelConfig, threshold: Callable[[ControlTag], float] = lambda control: score_threshold(control, 0.0)
+) -> list[AudioPlan]:
+    """One plan per audio object that has at least one control Whisper can fill; ``threshold`` gives each
+    control's (the backend's rule; by default the control's own attribute, else 0)."""
     plans = []
-    for obj in (o for o in config.objects.values() if o.tag in AUDIO_TAGS):
-        controls = [c for c in config.controls_for(obj.name) if not c.model_skip]
-        transcripts, regions, region_texts, languages = [], [], [], []
-        for control in controls:
-            if control.tag == "TextArea":
-                (region_texts if control.per_region else transcripts).append(control)
-            elif control.tag == "Labels":
-                label = speech_label(control)
-                if label is not None:
-                    granularity = (control.attr("model_granularity") or "").strip().lower()
-                    regions.append(RegionControl(control, label, words=granularity == WORD_GRANULARITY))
-            elif control.tag == "Choices":
-                codes = language_choices(control)
-                if codes:
-                    languages.append((control, codes))
-        found = AudioPlan(obj, tuple(transcripts), tuple(regions), tuple(region_texts), tuple(languages))
-        if not found.empty:
-            plans.append(found)
+    for found in object_controls(config, AUDIO_TAGS):
+        regions = tuple(
+            RegionControl(control, label, _per_word(control), found.region_texts_for(control, label))
+            for control in found.of("Labels")
+            if (label := speech_label(control)) is not None
+        )
+        languages = tuple((control, codes) for control in found.of("Choices") if (codes := language_choices(control)))
+        thresholds = {c.name: threshold(c) for c in [*found.texts, *(r.control for r in regions)]}
+        audio = AudioPlan(found.obj, found.texts, regions, found.region_texts, languages, thresholds)
+        if not audio.empty:
+            plans.append(audio)
     return plans
 
 
 def speech_label(control: ControlTag) -> str | None:
     """The label a Labels control's regions get: the one fed by ``Speech`` (``<Label value="Speech"/>``,
     loosely, or ``predicted_values="Speech"``), else the control's first label; None without labels."""
-    mapped = build_label_map(control, [SPEECH]).get(SPEECH)
-    if mapped is not None and not control.dynamic_labels:
-        return mapped
-    return control.label_keys[0] if control.label_keys else None
+    return label_or_first(control, SPEECH)
 
 
 def language_code(text: str | None) -> str | None:
@@ -130,22 +126,17 @@ def results_for(audio: AudioPlan, transcript: Transcript) -> tuple[list[dict[str
     items: list[dict[str, Any]] = []
     text = "".join(s["text"] for s in spoken).strip()
     for control in audio.transcripts:
-        if text and _kept(control, score):
+        if text and _kept(audio, control, score):
             items.append(textarea(control.name, to_name, text=text, score=score))
     for regions in audio.regions:
         pieces = _words(spoken) if regions.words else _segments(spoken)
+        texts = [area.name for area in regions.texts]
         for start, end, piece_text, piece_score in pieces:
-            if not _kept(regions.control, piece_score):
-                continue
-            region = audio_segment(
-                regions.control.name, to_name, start=start, end=end, labels=[regions.label], score=piece_score
-            )
-            items.append(region)
-            items.extend(
-                textarea(area.name, to_name, text=piece_text.strip(), score=piece_score, region=region)
-                for area in audio.region_texts
-                if piece_text.strip() and _describes(area, regions)
-            )
+            if _kept(audio, regions.control, piece_score):
+                region = audio_segment(
+                    regions.control.name, to_name, start=start, end=end, labels=[regions.label], score=piece_score
+                )
+                items.extend(with_region_text(region, texts, text=piece_text.strip(), score=piece_score))
     for control, codes in audio.languages:
         key = codes.get(transcript.language or "")
         if key is not None:
@@ -161,16 +152,9 @@ def _words(segments: Sequence[Segment]) -> list[tuple[float, float, str, float]]
     return [(w["start"], w["end"], w["word"], word_score(w)) for s in segments for w in s.get("words", ())]
 
 
-def _kept(control: ControlTag, score: float | None) -> bool:
-    threshold = control.score_threshold
-    return threshold is None or score is None or score >= threshold
+def _kept(audio: AudioPlan, control: ControlTag, score: float | None) -> bool:
+    return score is None or score >= audio.thresholds[control.name]
 
 
-def _describes(area: ControlTag, regions: RegionControl) -> bool:
-    """Whether a per-region TextArea applies to this Labels control's regions (``whenTagName``,
-    ``whenLabelValue``), as the editor decides what to keep on submit."""
-    tag_name = area.attr("whenTagName")
-    if tag_name and tag_name.strip() != regions.control.name:
-        return False
-    label_values = area.attr("whenLabelValue")
-    return not label_values or regions.label in {v.strip() for v in label_values.split(",")}
+def _per_word(control: ControlTag) -> bool:
+    return (control.attr("model_granularity") or "").strip().lower() == WORD_GRANULARITY

@@ -1,20 +1,22 @@
 """Run a loaded Whisper model over a file: language detection, then transcription window by window.
 
 Long files are transcribed in windows (``WHISPER_WINDOW_SECONDS``, ten minutes by default) with
-Whisper's own 30-second sliding decode inside each. Where a window ends, the last segment may be cut
-mid-word, so unless it ended more than :data:`CARRY_LIMIT_SECONDS` before the window's end it is
-dropped and its audio carried into the next window, as Whisper itself does between its 30-second
-windows. Segment and word times are shifted by the window's start and clamped to the audio that
-window held. The language of a file longer than a window is detected once, on its first 30 seconds, and
-used for every window; a shorter file is left to ``transcribe``, which does the same.
+Whisper's own 30-second sliding decode inside each, joined on the file's time line by
+:func:`labelzoo.stitching.stitch_windows`: a window's last segment, which may be cut mid-word, is carried
+whole into the next window unless it ended more than 30 seconds (or half a window) before the window's
+end. Segment and word times are shifted by the window's start and clamped to the audio that window held
+(:func:`shifted`). The language of a file longer than a window is detected once, on its first 30
+seconds, and used for every window; a shorter file is left to ``transcribe``, which does the same.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from urllib.error import URLError
 
@@ -23,10 +25,11 @@ import torch
 import whisper
 from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 
-from .audio import SAMPLE_RATE, AudioStream
+from labelzoo.audio import SAMPLE_RATE, AudioStream
+from labelzoo.stitching import on_timeline, stitch_windows
+
 from .options import Decoding, WhisperOptions
 
-CARRY_LIMIT_SECONDS = 30.0  # at most one Whisper window of audio is decoded twice at a window's end
 Segment = dict[str, Any]
 
 
@@ -84,7 +87,9 @@ class Transcriber:
                 result = self.model.transcribe(audio, language=language, word_timestamps=words, verbose=None, **kwargs)
                 return list(result["segments"])
 
-            segments = stitch(_chain(first, windows), run, window_samples=window)
+            segments = stitch_windows(
+                itertools.chain([first], windows), run, window_samples=window, start=itemgetter("start"), place=shifted
+            )
         return Transcript(segments, detected, probability)
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
@@ -96,40 +101,12 @@ class Transcriber:
         return code, float(probs[code])
 
 
-def stitch(
-    pieces: Iterable[np.ndarray], run: Callable[[np.ndarray], list[Segment]], *, window_samples: int
-) -> list[Segment]:
-    """Transcribe consecutive ``pieces`` of a file (each ``window_samples`` long but the last) with
-    ``run`` and join the segments on the file's time line; see the module docstring."""
-    carry_limit = min(CARRY_LIMIT_SECONDS, window_samples / SAMPLE_RATE / 2)
-    segments: list[Segment] = []
-    pending = np.zeros(0, dtype=np.float32)
-    offset = 0  # samples of the file before `pending`
-    for piece in pieces:
-        audio = np.concatenate([pending, piece]) if pending.size else piece
-        found = run(audio)
-        cut = len(audio)
-        if len(piece) == window_samples and found:  # not the last window: maybe carry its last segment
-            duration = len(audio) / SAMPLE_RATE
-            last_start = float(found[-1]["start"])
-            if 0.0 < last_start < duration and duration - last_start <= carry_limit:
-                found = found[:-1]
-                cut = round(last_start * SAMPLE_RATE)
-        segments.extend(shifted(s, offset / SAMPLE_RATE, len(audio) / SAMPLE_RATE) for s in found)
-        pending = audio[cut:]
-        offset += cut
-    if pending.size:  # the file ended exactly at a window's end, after a carry
-        audio = pending
-        segments.extend(shifted(s, offset / SAMPLE_RATE, len(audio) / SAMPLE_RATE) for s in run(audio))
-    return segments
-
-
 def shifted(segment: Mapping[str, Any], offset: float, limit: float) -> Segment:
     """A segment on the file's time line: times clamped to ``[0, limit]`` of its window, then shifted by
     ``offset`` and rounded to milliseconds; only the fields the labels and scores use are kept."""
 
     def at(seconds: Any) -> float:
-        return round(offset + min(max(float(seconds), 0.0), limit), 3)
+        return on_timeline(seconds, offset, limit)
 
     start = at(segment["start"])
     out: Segment = {
@@ -150,8 +127,3 @@ def shifted(segment: Mapping[str, Any], offset: float, limit: float) -> Segment:
             for w in segment["words"]
         ]
     return out
-
-
-def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
-    yield first
-    yield from rest

@@ -95,6 +95,8 @@ class Option:
         """The value from an environment snapshot (empty counts as unset), else the default."""
         raw = env.get(self.name)
         if raw is None or not raw.strip():
+            if self.many and isinstance(self.default, str):  # "a,b" as a default means what it means in the env
+                return self.convert(self.default, self.name)
             return self.default
         return self.convert(raw, self.name)
 

@@ -159,6 +159,12 @@ class Settings:
     def basic_auth_enabled(self) -> bool:
         return bool(self.basic_auth_user and self.basic_auth_pass)
 
+    def model_path(self, value: str | Path) -> Path:
+        """Where a model file setting points (a checkpoint, a pipeline folder): ``~`` expanded, and a relative
+        path looked up under ``MODEL_ROOT`` when that is set (else taken as it is, from the working directory)."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or self.model_root is None else self.model_root / path
+
     def option(self, name: str, default: str | None = None) -> str | None:
         """An undeclared option from the environment snapshot (empty counts as unset); backends declare
         theirs instead (:mod:`labelzoo.options`)."""

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from labelzoo.metrics import SpanCounts, count_spans
+
 PEOPLE = [
     "Anna Schmidt", "José Álvarez", "Li Wei", "Olga Petrova", "Tom Baker", "Marie Curie", "Ahmed Khan",
     "Sara Lind", "Jonas Berg", "Priya Patel", "Ivan Horvat", "Emma Stone", "Zoë Müller", "Kofi Mensah",
@@ -142,9 +144,9 @@ def train_pipeline(path: Path, n: int = 120, epochs: int = 8, names: dict[str, s
 
 def span_f1(gold: Sequence[Sentence], results: Sequence[Sequence[dict]], names: dict[str, str]) -> float:
     """Micro F1 of predicted Labels results against the sentences' spans (labels renamed by ``names``)."""
-    tp = fp = fn = 0
+    counts = SpanCounts()
     for sentence, result in zip(gold, results, strict=True):
-        want = {(start, end, names[label]) for start, end, label in sentence.spans if label in names}
-        got = {(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in result}
-        tp, fp, fn = tp + len(want & got), fp + len(got - want), fn + len(want - got)
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+        want = [(start, end, names[label]) for start, end, label in sentence.spans if label in names]
+        got = [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in result]
+        counts += count_spans(want, got)
+    return counts.f1

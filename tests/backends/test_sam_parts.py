@@ -9,27 +9,28 @@ import pytest
 import torch
 
 from labelzoo import TaskError
+from labelzoo.embeddings import ImageEmbeddings, content_key
 from labelzoo.labelconfig import parse_label_config
-from labelzoo.results import mask_to_polygons, rle_to_mask
+from labelzoo.prompts import read_image_prompt
+from labelzoo.results import mask_outputs, mask_regions, mask_to_polygons, rle_to_mask
 from tests.backends.sam_support import BRUSH_CONFIG, click, rect, sam_module
 
-embeddings = sam_module("embeddings")
-prompts = sam_module("prompts")
-outputs = sam_module("outputs")
+segmenter = sam_module("segmenter")
 
 # --- the embedding cache's keys (the cache itself: tests/core/test_caching.py) -----------------------
 
 
 def test_cache_keys_follow_the_file_content() -> None:
     data = b"\x89PNG fake image bytes"
-    assert embeddings.content_key(data) == embeddings.content_key(bytes(bytearray(data)))
-    assert embeddings.content_key(data) != embeddings.content_key(data + b"\0")
+    assert content_key(data) == content_key(bytes(bytearray(data)))
+    assert content_key(data) != content_key(data + b"\0")
 
 
 def test_the_embedding_cache_is_bounded_by_the_bytes_of_the_embeddings() -> None:
-    cache = embeddings.embedding_cache(max_bytes=2 * 4 * 8 * 8 * 4)  # two (1, 4, 8, 8) float32 embeddings
+    # two (1, 4, 8, 8) float32 embeddings
+    cache = ImageEmbeddings(lambda pixels: None, max_bytes=2 * 4 * 8 * 8 * 4, entry_nbytes=4 * 8 * 8 * 4).lru
     for key in "abc":
-        cache.get_or_compute(key, lambda: embeddings.Embedding(torch.zeros((1, 4, 8, 8)), (10, 20), (8, 16)))
+        cache.get_or_compute(key, lambda: segmenter.Embedding(torch.zeros((1, 4, 8, 8)), (10, 20), (8, 16)))
     assert cache.keys() == ["b", "c"] and cache.stats().nbytes == 2 * 4 * 8 * 8 * 4
 
 
@@ -37,7 +38,7 @@ def test_the_embedding_cache_is_bounded_by_the_bytes_of_the_embeddings() -> None
 
 
 def test_keypoints_become_pixels_with_positive_and_negative_labels() -> None:
-    prompt = prompts.read_prompt({"result": [click(25, 50), click(90, 10, positive=False, label="Dog")]})
+    prompt = read_image_prompt({"result": [click(25, 50), click(90, 10, positive=False, label="Dog")]})
     points, labels = prompt.pixel_points(200, 100)
     np.testing.assert_allclose(points, [[50, 50], [180, 10]])
     assert labels.tolist() == [1, 0]
@@ -46,12 +47,12 @@ def test_keypoints_become_pixels_with_positive_and_negative_labels() -> None:
 
 
 def test_clicks_on_the_border_stay_inside_the_image() -> None:
-    points, _ = prompts.read_prompt({"result": [click(100, 100), click(-1, 0)]}).pixel_points(64, 48)
+    points, _ = read_image_prompt({"result": [click(100, 100), click(-1, 0)]}).pixel_points(64, 48)
     np.testing.assert_allclose(points, [[64, 48], [0, 0]])
 
 
 def test_a_rectangle_becomes_a_pixel_box() -> None:
-    prompt = prompts.read_prompt({"result": [rect(10, 20, 30, 40, label="Dog")]})
+    prompt = read_image_prompt({"result": [rect(10, 20, 30, 40, label="Dog")]})
     np.testing.assert_allclose(prompt.pixel_box(200, 100), [20, 20, 80, 60])
     assert prompt.pixel_points(200, 100) == (None, None)
     assert prompt.label == "Dog"
@@ -59,13 +60,13 @@ def test_a_rectangle_becomes_a_pixel_box() -> None:
 
 def test_a_rotated_rectangle_becomes_the_box_around_it() -> None:
     # Corner (100, 10) px, 40 × 10 px, turned 90° clockwise about that corner: it hangs down-left of it.
-    prompt = prompts.read_prompt({"result": [rect(50, 10, 20, 10, rotation=90)]})
+    prompt = read_image_prompt({"result": [rect(50, 10, 20, 10, rotation=90)]})
     np.testing.assert_allclose(prompt.pixel_box(200, 100), [90, 10, 100, 50], atol=1e-9)
 
 
 def test_the_newest_of_several_rectangles_is_the_box_and_clicks_can_join_it() -> None:
     items = [rect(0, 0, 10, 10), {**rect(50, 50, 20, 20), "id": "r2"}, click(60, 60)]
-    prompt = prompts.read_prompt({"result": items})
+    prompt = read_image_prompt({"result": items})
     np.testing.assert_allclose(prompt.pixel_box(100, 100), [50, 50, 70, 70])
     np.testing.assert_allclose(prompt.pixel_points(100, 100)[0], [[60, 60]])
 
@@ -83,7 +84,7 @@ def test_the_newest_of_several_rectangles_is_the_box_and_clicks_can_join_it() ->
 )
 def test_malformed_prompts_name_the_problem(context: dict, message: str) -> None:
     with pytest.raises(TaskError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        prompts.read_prompt(context)
+        read_image_prompt(context)
 
 
 # --- outputs -------------------------------------------------------------------------------------
@@ -111,8 +112,8 @@ def test_polygon_output_has_one_region_per_part_in_percent() -> None:
         '<View><Image name="image" value="$image"/>'
         '<PolygonLabels name="outline" toName="image"><Label value="Cat"/></PolygonLabels></View>'
     )
-    (output,) = outputs.choose_outputs(config, config.object("image"), "Cat", logging.getLogger("t"))
-    regions = outputs.mask_regions(output, "image", two_squares(), 0.8, tolerance_px=1.0)
+    (output,) = mask_outputs(config, config.object("image"), "Cat", logging.getLogger("t"))
+    regions = mask_regions(output, "image", two_squares(), 0.8, tolerance_px=1.0)
     assert [r["type"] for r in regions] == ["polygonlabels", "polygonlabels"]
     first = regions[0]
     assert (first["from_name"], first["to_name"], first["original_width"], first["original_height"]) == (
@@ -128,16 +129,16 @@ def test_polygon_output_has_one_region_per_part_in_percent() -> None:
 
 
 def test_brush_output_holds_every_part_in_one_rle_mask() -> None:
-    (output,) = outputs.choose_outputs(BRUSH_CONFIG, BRUSH_CONFIG.object("image"), "Dog", logging.getLogger("t"))
-    (region,) = outputs.mask_regions(output, "image", two_squares(), 0.5, tolerance_px=1.0)
+    (output,) = mask_outputs(BRUSH_CONFIG, BRUSH_CONFIG.object("image"), "Dog", logging.getLogger("t"))
+    (region,) = mask_regions(output, "image", two_squares(), 0.5, tolerance_px=1.0)
     assert (region["type"], region["from_name"], region["value"]["brushlabels"]) == ("brushlabels", "mask", ["Dog"])
     assert (region["original_width"], region["original_height"], region["value"]["format"]) == (80, 50, "rle")
     np.testing.assert_array_equal(rle_to_mask(region["value"]["rle"], 80, 50), two_squares())
 
 
 def test_an_empty_mask_gives_no_region() -> None:
-    (output,) = outputs.choose_outputs(BRUSH_CONFIG, BRUSH_CONFIG.object("image"), "Cat", logging.getLogger("t"))
-    assert outputs.mask_regions(output, "image", np.zeros((5, 5), bool), 0.5, tolerance_px=1.0) == []
+    (output,) = mask_outputs(BRUSH_CONFIG, BRUSH_CONFIG.object("image"), "Cat", logging.getLogger("t"))
+    assert mask_regions(output, "image", np.zeros((5, 5), bool), 0.5, tolerance_px=1.0) == []
 
 
 MIXED = parse_label_config(
@@ -163,7 +164,7 @@ def test_the_mask_goes_to_the_controls_that_have_the_prompt_label(
     label: str, expected: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     log = logging.getLogger("labelzoo.test.sam")
-    chosen = outputs.choose_outputs(MIXED, MIXED.object("image"), label, log)
+    chosen = mask_outputs(MIXED, MIXED.object("image"), label, log)
     assert [(o.control.name, o.label) for o in chosen] == expected
     assert ("is in none of" in caplog.text) == (label == "Horse")
 
@@ -174,4 +175,4 @@ def test_a_config_without_brush_or_polygon_for_the_image_is_a_task_error() -> No
         '<KeyPointLabels name="click" toName="image"><Label value="Cat"/></KeyPointLabels></View>'
     )
     with pytest.raises(TaskError, match=r'<BrushLabels name="mask" toName="image">'):
-        outputs.choose_outputs(config, config.object("image"), "Cat", logging.getLogger("t"))
+        mask_outputs(config, config.object("image"), "Cat", logging.getLogger("t"))

@@ -12,6 +12,7 @@ from labelzoo import FitContext, Settings, Task, TrainingData, TrainingExample
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
 from labelzoo.registry import load_backend
+from labelzoo.textspans import AnnotatedText
 from tests.backends.spacy_support import labels_result, sentences
 from tests.conftest import REPO
 
@@ -43,39 +44,11 @@ def item(start: object, end: object, label: str, text: str | None = None, from_n
 TEXT = "Anna Schmidt moved to Berlin.\r\nShe met Tom Baker at Globex."
 
 
-def test_every_bad_span_is_reported_and_skipped_and_good_ones_kept() -> None:
-    gold = gold_module()
-    annotated = gold.AnnotatedText(7, TEXT)
-    result = [
-        item(0, 12, "Person", "Anna Schmidt"),
-        item(22, 500, "City"),  # past the end
-        item("22", 28, "City"),  # not an integer
-        item(22, 28, "City", "Berlim"),  # its text is not the task's text there
-        item(39, 48, "Animal"),  # not a label of the control
-        item(5, 20, "Person"),  # overlaps Anna Schmidt
-        item(39, 48, "Person", "Tom Baker"),
-        item(52, 58, "Firm"),  # by value while the config aliases it: stored as the alias
-        item(0, 4, "Mood", from_name="other"),  # another control: not this one's business
-    ]
-    issues = gold.add_spans(annotated, result, CONFIG.control("label"), "text")
-    assert annotated.spans == [(0, 12, "Person"), (39, 48, "Person"), (52, 58, "ORG")]
-    reasons = {(issue.start, issue.end): issue.reason for issue in issues}
-    assert reasons.keys() == {(22, 500), ("22", 28), (22, 28), (39, 48), (5, 20)}
-    assert "out of bounds: the text has 59 characters" in reasons[(22, 500)]
-    assert "integer character offsets" in reasons[("22", 28)]
-    assert "'Berlim' differs from the task text there ('Berlin')" in reasons[(22, 28)]
-    assert "'Animal'" in reasons[(39, 48)] and "not in <Labels name='label'>" in reasons[(39, 48)]
-    assert "overlaps [0, 12) 'Person'" in reasons[(5, 20)]
-    assert all(str(issue).startswith("task 7: span [") for issue in issues)
-    # spans with offsets that can be trusted leave their tokens unknown rather than "no entity"
-    assert sorted(annotated.unknown) == [(5, 20), (39, 48)]
-
-
 def test_reference_docs_leave_skipped_and_misaligned_tokens_unknown() -> None:
     gold = gold_module()
     nlp = spacy.blank("en")
-    annotated = gold.AnnotatedText(3, TEXT, spans=[(0, 12, "Person"), (23, 28, "City"), (52, 58, "ORG")],
-                                   unknown=[(5, 20)])
+    annotated = AnnotatedText(3, TEXT, spans=[(0, 12, "Person"), (23, 28, "City"), (52, 58, "ORG")],
+                              unknown=[(5, 20)])
     doc, issues = gold.reference_doc(nlp, annotated, {"Person": "PERSON", "City": "GPE", "ORG": "ORG"},
                                      extra=[(39, 48, "NORP"), (0, 4, "NORP")])
     # "erlin" ends inside the token "Berlin": skipped, reported, its token unknown
@@ -95,7 +68,7 @@ def test_reference_docs_leave_skipped_and_misaligned_tokens_unknown() -> None:
 
 def test_trailing_whitespace_in_a_selection_is_trimmed_silently() -> None:
     gold = gold_module()
-    annotated = gold.AnnotatedText(1, "Visit Oslo now", spans=[(5, 11, "City")])
+    annotated = AnnotatedText(1, "Visit Oslo now", spans=[(5, 11, "City")])
     doc, issues = gold.reference_doc(spacy.blank("en"), annotated, {"City": "GPE"})
     assert issues == [] and [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [(6, 10, "GPE")]
 
@@ -135,3 +108,29 @@ def test_fit_without_any_usable_span_declines(tmp_path: Path) -> None:
     fitted = backend.fit(TrainingData(project="1", config=CONFIG, examples=examples),
                          FitContext(output_dir=tmp_path, media=MediaResolver(settings.media), settings=settings))
     assert not fitted.promote and "no usable" in fitted.summary
+
+
+def test_held_out_f1_is_spacys_entity_f1_with_unknown_tokens_left_out(tmp_path: Path) -> None:
+    from spacy.scorer import get_ner_prf
+    from spacy.training import Example
+
+    from tests.backends.spacy_support import train_pipeline
+
+    load_backend(str(SPACY))
+    from labelzoo_backends.spacy.training import decode, entity_f1
+
+    gold = gold_module()
+    nlp = spacy.load(train_pipeline(tmp_path / "p", n=60, epochs=3))
+    dev = []
+    for i, s in enumerate(sentences(30, seed=4, names={"PERSON": "PERSON", "CITY": "GPE", "ORG": "ORG"})):
+        kept = [span for j, span in enumerate(s.spans) if (i + j) % 3]
+        unknown = [(a, b) for j, (a, b, _) in enumerate(s.spans) if not (i + j) % 3 and i % 2]
+        dev.append(gold.reference_doc(nlp, AnnotatedText(i, s.text, spans=kept, unknown=unknown),
+                                      {"PERSON": "PERSON", "GPE": "GPE", "ORG": "ORG"})[0])
+    for labels in ({"PERSON", "GPE", "ORG"}, {"PERSON"}):
+        predicted = decode(nlp, "ner", (doc.text for doc in dev))
+        for doc in predicted:
+            doc.ents = [ent for ent in doc.ents if ent.label_ in labels]
+        spacys = get_ner_prf([Example(p, r) for p, r in zip(predicted, dev, strict=True)])["ents_f"]
+        assert 0.0 < spacys < 1.0
+        assert entity_f1(nlp, "ner", dev, labels) == pytest.approx(spacys, abs=1e-12)

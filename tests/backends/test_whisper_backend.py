@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import whisper
 
+from labelzoo import audio
 from labelzoo.server.app import create_app
 from tests.backends.whisper_support import (
     PHRASES,
@@ -31,7 +32,6 @@ from tests.backends.whisper_support import (
     write_wav,
 )
 
-audio = whisper_module("audio")
 scores = whisper_module("scores")
 SR = 16_000
 CONFIGS = WHISPER_BACKEND / "configs"

@@ -1,11 +1,12 @@
-"""The Whisper backend's pure parts on known data: scores, segment → region mapping, stitching, options."""
+"""The Whisper backend's pure parts on known data: scores, segment → region mapping, time shifts, options.
+
+How windows are stitched on the file's time line is tested with the core's stitching (tests/core/test_stitching.py)."""
 
 from __future__ import annotations
 
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +20,6 @@ transcriber = whisper_module("transcriber")
 options = whisper_module("options")
 
 CONFIGS = WHISPER_BACKEND / "configs"
-SR = 16_000
 
 
 def segment(start: float, end: float, text: str, avg_logprob: float, no_speech: float, **extra: object) -> dict:
@@ -185,61 +185,7 @@ def test_per_region_text_honours_when_conditions_and_thresholds_drop_regions() -
     ]  # fmt: skip
 
 
-# --- windows stitched on the file's time line ----------------------------------------------------
-
-
-def bursts_audio(bursts: list[tuple[float, float, float]], seconds: float) -> np.ndarray:
-    audio = np.zeros(round(seconds * SR), dtype=np.float32)
-    for start, end, level in bursts:
-        audio[round(start * SR) : round(end * SR)] = level
-    return audio
-
-
-def fake_whisper(calls: list[int]):
-    """A stand-in for ``model.transcribe``: one segment per burst of constant level, text = the level."""
-
-    def run(audio: np.ndarray) -> list[dict]:
-        calls.append(len(audio))
-        edges = np.flatnonzero(np.diff(np.concatenate([[0.0], audio, [0.0]])))
-        found = []
-        for start, end in zip(edges[::2], edges[1::2], strict=True):
-            found.append(segment(start / SR, end / SR, f" {audio[start]:.2f}", -0.1, 0.0))
-        return found
-
-    return run
-
-
-def pieces(audio: np.ndarray, window: int):
-    return (audio[i : i + window] for i in range(0, len(audio), window))
-
-
-def test_windows_stitch_with_exact_offsets_and_carry_a_cut_segment_whole() -> None:
-    bursts = [(1.0, 2.0, 0.1), (4.0, 5.5, 0.2), (9.0, 11.0, 0.3), (13.0, 14.0, 0.4), (19.5, 20.5, 0.5),
-              (23.0, 24.0, 0.6)]  # fmt: skip
-    audio = bursts_audio(bursts, 25.0)
-    calls: list[int] = []
-    window = 10 * SR
-    found = transcriber.stitch(pieces(audio, window), fake_whisper(calls), window_samples=window)
-    assert [(s["start"], s["end"], s["text"]) for s in found] == [(a, b, f" {v:.2f}") for a, b, v in bursts]
-    # the bursts cut at 10 s and 20 s were carried: windows 0–10 s, 9–20 s, 19.5–25 s
-    assert calls == [10 * SR, 11 * SR, round(5.5 * SR)]
-    assert max(calls) <= window + window // 2  # memory stays bounded: at most half a window is carried
-
-
-def test_a_last_segment_far_from_the_window_end_is_not_carried() -> None:
-    audio = bursts_audio([(1.0, 2.0, 0.1), (12.0, 13.0, 0.2)], 20.0)
-    calls: list[int] = []
-    found = transcriber.stitch(pieces(audio, 10 * SR), fake_whisper(calls), window_samples=10 * SR)
-    assert [(s["start"], s["end"]) for s in found] == [(1.0, 2.0), (12.0, 13.0)]
-    assert calls == [10 * SR, 10 * SR]
-
-
-def test_a_file_ending_on_a_window_boundary_transcribes_the_carried_tail() -> None:
-    audio = bursts_audio([(1.0, 2.0, 0.1), (8.0, 10.0, 0.2)], 10.0)
-    calls: list[int] = []
-    found = transcriber.stitch(pieces(audio, 10 * SR), fake_whisper(calls), window_samples=10 * SR)
-    assert [(s["start"], s["end"]) for s in found] == [(1.0, 2.0), (8.0, 10.0)]
-    assert calls == [10 * SR, 2 * SR]
+# --- segments on the file's time line (the windows are stitched by labelzoo.stitching) -------------
 
 
 def test_segment_times_are_clamped_to_their_window_and_words_shifted() -> None:

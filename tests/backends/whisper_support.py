@@ -21,6 +21,7 @@ from whisper.model import ModelDimensions, Whisper
 from whisper.tokenizer import get_tokenizer
 
 from labelzoo.registry import load_backend
+from tests.core.audio_support import codec_args, ffmpeg, silence, tone  # noqa: F401 - used by the Whisper tests
 
 REPO = Path(__file__).resolve().parents[2]
 WHISPER_BACKEND = REPO / "backends" / "whisper"
@@ -41,10 +42,6 @@ def whisper_module(name: str) -> Any:
 # --- audio -----------------------------------------------------------------------------------------
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *args], check=True)
-
-
 def speech(path: Path, text: str) -> Path:
     """``text`` spoken by espeak-ng, converted to ``path``'s format by its extension."""
     wav = path.with_name(path.stem + ".espeak.wav")
@@ -52,22 +49,8 @@ def speech(path: Path, text: str) -> Path:
     if path.suffix == ".wav":
         wav.rename(path)
     else:
-        ffmpeg("-i", str(wav), *_codec(path), str(path))
+        ffmpeg("-i", str(wav), *codec_args(path), str(path))
         wav.unlink()
-    return path
-
-
-def tone(path: Path, seconds: float, *, frequency: float = 440.0, amplitude: float = 0.25, rate: int = 44100,
-         channels: int = 2) -> Path:
-    """A sine tone of peak ``amplitude`` on every channel (stereo 44.1 kHz by default), in ``path``'s format."""
-    wave = f"{amplitude}*sin(2*PI*{frequency}*t)"
-    source = f"aevalsrc={'|'.join([wave] * channels)}:s={rate}:d={seconds}"
-    ffmpeg("-f", "lavfi", "-i", source, *_codec(path), str(path))
-    return path
-
-
-def silence(path: Path, seconds: float) -> Path:
-    ffmpeg("-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono:d={seconds}", *_codec(path), str(path))
     return path
 
 
@@ -80,10 +63,6 @@ def write_wav(path: Path, samples: np.ndarray) -> Path:
         input=pcm.tobytes(), check=True,
     )  # fmt: skip
     return path
-
-
-def _codec(path: Path) -> list[str]:
-    return {".m4a": ["-c:a", "aac"], ".mp4": ["-c:a", "aac"], ".ogg": ["-c:a", "libvorbis"]}.get(path.suffix, [])
 
 
 # --- models ----------------------------------------------------------------------------------------

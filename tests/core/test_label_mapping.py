@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labelzoo.labelconfig import ControlTag, build_label_map, parse_label_config
+from labelzoo.labelconfig import ControlTag, build_label_map, label_or_first, parse_label_config
 
 CONFIGS = Path(__file__).parent / "label_configs"
 
@@ -143,6 +143,16 @@ def test_dynamic_labels_pass_model_labels_through() -> None:
     assert m.dynamic and dict(m.mapping) == {"cat": "cat", "dog": "dog"}
     assert (m.unmapped_model_labels, m.unfed_config_labels) == ((), ())
     assert "labels come from task data" in m.report()
+
+
+def test_a_single_class_model_takes_the_label_fed_by_its_name_else_the_first() -> None:
+    assert label_or_first(control('<Label value="Music"/><Label value="speech"/>', "Labels"), "Speech") == "speech"
+    assert label_or_first(control('<Label value="Talk" alias="T" predicted_values="Speech"/>'), "Speech") == "T"
+    assert label_or_first(control('<Label value="Speaker 1"/><Label value="Speaker 2"/>'), "Speech") == "Speaker 1"
+    assert label_or_first(control(""), "Speech") is None
+    dynamic = control('<Label value="Music"/>', tag="Labels", extra='value="$options"')
+    assert dynamic.dynamic_labels and label_or_first(dynamic, "Speech") == "Music"  # not "Speech" passed through
+    assert label_or_first(control("", tag="Labels", extra='value="$options"'), "Speech") is None
 
 
 def test_to_json() -> None:

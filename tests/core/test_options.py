@@ -147,3 +147,8 @@ def test_a_bad_backend_option_stops_labelzoo_serve_with_its_message(tmp_path, se
     server = serve(folder, wait=False, ZOO_BATCH="lots")
     assert server.proc.wait(120) != 0
     assert "ZOO_BATCH='lots' is not an integer" in server.log()
+
+
+def test_a_comma_list_default_is_a_tuple_like_the_same_text_in_the_environment() -> None:
+    option = Option("WORDS", str, "good,great", many=True)
+    assert option.read({}) == ("good", "great") == option.read({"WORDS": "good, great"})

@@ -47,3 +47,13 @@ def test_settings_survive_pickling_for_training_children():
 
     s = Settings.from_env({"MODEL_DIR": "/tmp/x", "MODEL_VERSION_PIN": "1=v"})
     assert pickle.loads(pickle.dumps(s)) == s
+
+
+def test_model_paths_are_looked_up_under_model_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rooted = Settings.from_env({"MODEL_ROOT": str(tmp_path / "models")})
+    assert rooted.model_path("tune.pt") == tmp_path / "models" / "tune.pt"
+    assert rooted.model_path(Path("sub/tune.pt")) == tmp_path / "models" / "sub" / "tune.pt"
+    assert rooted.model_path("/abs/tune.pt") == Path("/abs/tune.pt")
+    assert rooted.model_path("~/tune.pt") == tmp_path / "tune.pt"  # the home folder, not MODEL_ROOT
+    assert Settings.from_env({}).model_path("tune.pt") == Path("tune.pt")  # no MODEL_ROOT: the working directory

@@ -152,6 +152,42 @@ def build_label_map(control: ControlTag, model_labels: Iterable[str] | Mapping[i
     )
 
 
+def label_or_first(control: ControlTag, model_label: str) -> str | None:
+    """The label a single-class model's regions get in ``control``: the one ``model_label`` maps to (the rules
+    above), else the control's first label; None when the control has no labels of its own.
+
+    For models that find one kind of thing (speech, "an object", text lines) whatever the control calls it.
+    A control with dynamic labels maps every name to itself, so there only its own first label counts.
+    """
+    mapped = None if control.dynamic_labels else build_label_map(control, [model_label]).get(model_label)
+    if mapped is not None:
+        return mapped
+    return control.label_keys[0] if control.label_keys else None
+
+
+class TrainingNames(dict[str, str]):
+    """Config label key → the model label it trains as; a key not listed (a dynamic label) trains under its own
+    name."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+def training_names(controls: Iterable[ControlTag], model_labels: Iterable[str]) -> TrainingNames:
+    """The other way round from :func:`build_label_map`, for training: which model label each config label of
+    ``controls`` becomes. The first of ``model_labels`` (in the order given) that feeds it under the rules
+    above, the first control deciding; a label no model label feeds keeps its key, a new label of the model
+    named as in the config."""
+    labels = list(model_labels)
+    names = TrainingNames()
+    for control in controls:
+        for model_label, key in build_label_map(control, labels).mapping.items():
+            names.setdefault(key, model_label)
+        for key in control.label_keys:
+            names.setdefault(key, key)
+    return names
+
+
 def _listing(items: Iterable[str]) -> str:
     items = list(items)
     shown = ", ".join(items[:_LIST_LIMIT])

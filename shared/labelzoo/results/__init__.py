@@ -4,12 +4,14 @@ Build one result item per region with the builders (pixels, seconds and code-poi
 Label Studio's percent, RLE and value formats out), wrap a task's items with :func:`prediction`, and
 pass anything bound for Label Studio through :func:`json_safe`. See :mod:`labelzoo.results.regions`
 for the conventions every builder follows. Read annotations back with the ``read_*`` functions
-(:mod:`labelzoo.results.readers`), and trace masks into polygons with :func:`mask_to_polygons`.
+(:mod:`labelzoo.results.readers`), trace masks into polygons with :func:`mask_to_polygons`, and hand
+a mask to an image's brush and polygon controls with :func:`mask_outputs` and :func:`mask_regions`.
 """
 
 from labelzoo.results.errors import ResultError
 from labelzoo.results.geometry import mask_to_polygons, rotated_box_corners, simplify_polygon
 from labelzoo.results.jsonsafe import json_safe
+from labelzoo.results.mask_outputs import MASK_TAGS, MaskOutput, mask_outputs, mask_regions
 from labelzoo.results.readers import (
     BrushRegion,
     ChoicesRegion,
@@ -45,14 +47,17 @@ from labelzoo.results.regions import (
     textarea,
     validate_result,
     video_rectangle,
+    with_region_text,
 )
 from labelzoo.results.rle import decode, encode, mask_to_rle, rle_to_mask
 
 __all__ = [
+    "MASK_TAGS",
     "BrushRegion",
     "ChoicesRegion",
     "Keyframe",
     "KeypointRegion",
+    "MaskOutput",
     "PolygonRegion",
     "ReadRegion",
     "RectangleRegion",
@@ -68,6 +73,8 @@ __all__ = [
     "json_safe",
     "keypoint",
     "label_key",
+    "mask_outputs",
+    "mask_regions",
     "mask_to_polygons",
     "mask_to_rle",
     "new_region_id",
@@ -90,4 +97,5 @@ __all__ = [
     "textarea",
     "validate_result",
     "video_rectangle",
+    "with_region_text",
 ]

@@ -17,6 +17,7 @@ other arguments are keyword-only::
     audio_segment(from_name, to_name, *, start, end, labels, score=None, channel=0, region_id=None)
     audio_segment_with_text(label_from, text_from, to_name, *, start, end, labels, text, score=None,
                             channel=0, region_id=None)
+    with_region_text(region, text_from, *, text, score=None)
     video_rectangle(from_name, to_name, *, keyframes, frame_size, fps, frames_count, labels=None,
                     score=None, region_id=None)
     relation(from_id, to_id, *, labels=(), direction="right")
@@ -51,7 +52,7 @@ import operator
 import os
 import secrets
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -405,6 +406,23 @@ def audio_segment_with_text(
         region_id=region_id,
     )
     return [segment, textarea(text_from, to_name, text=text, region=segment)]
+
+
+def with_region_text(
+    region: Region, text_from: Iterable[str], *, text: str, score: float | None = None
+) -> list[Region]:
+    """``region`` and its text in each per-region TextArea named in ``text_from``: ``[region, textarea, ...]``.
+
+    Any region (an audio segment, a box an OCR model read, a span) followed by one :func:`textarea` per
+    name, sharing its id, with ``score``; the region comes first (P15). A blank ``text`` gives ``[region]``
+    alone: an empty text box would only hide that the model heard or read nothing there.
+    """
+    if not isinstance(region, Mapping):
+        raise ResultError(f"region must be a result item, got {type(region).__name__}")
+    if not text.strip():
+        return [region]
+    to_name = region.get("to_name")
+    return [region, *(textarea(name, to_name, text=text, score=score, region=region) for name in text_from)]
 
 
 @dataclass(frozen=True)

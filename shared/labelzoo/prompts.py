@@ -1,9 +1,16 @@
-"""SAM prompts from the smart regions the editor sends in ``params.context`` (protocol §1.6, §5.12).
+"""Interactive prompts: the smart regions Label Studio sends in ``params.context`` → clicks and a box.
 
-The editor sends every smart region of one type, label and image drawn so far: all the positive and
-negative keypoints placed with a label, or all the smart rectangles. Keypoints together describe one
-object; of several rectangles only the newest (the last) is the one just drawn, so it is the box used.
-Coordinates are percent of the natural image size and become pixels once that size is known.
+When an annotator draws with a smart tool (auto-annotation on), the editor sends the *connected*
+regions (protocol §1.6, §5.12): every smart region of one type, label and image drawn so far, so all
+the positive and negative keypoints placed with a label, or all the smart rectangles. Keypoints
+together describe one object; of several rectangles only the newest (the last) is the one just drawn,
+so it is the box. :func:`read_image_prompt` turns them into an :class:`ImagePrompt`; coordinates stay in
+percent of the natural image size and become pixels once the backend knows that size
+(:meth:`ImagePrompt.pixel_points`, :meth:`ImagePrompt.pixel_box`).
+
+Unlike the annotation readers of :mod:`labelzoo.results`, which skip odd items, a malformed prompt is a
+:class:`~labelzoo.errors.TaskError` naming the item and the field: the annotator is waiting for an
+answer to exactly this click.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from labelzoo import TaskError
-from labelzoo.results import rotated_box_corners
+from labelzoo.errors import TaskError
+from labelzoo.labelconfig import LabelConfig, ObjectTag
+from labelzoo.results.geometry import rotated_box_corners
 
 POINT_TYPES = frozenset({"keypointlabels", "keypoint"})
 BOX_TYPES = frozenset({"rectanglelabels", "rectangle"})
@@ -29,7 +37,7 @@ class Click:
     y: float
     """Percent of the image height."""
     positive: bool
-    """True: the object is here; False: background (a negative smart keypoint)."""
+    """True: the object is here; False: background (a negative smart keypoint, drawn with Alt)."""
 
 
 @dataclass(frozen=True)
@@ -44,18 +52,28 @@ class Box:
 
 
 @dataclass(frozen=True)
-class Prompt:
+class ImagePrompt:
     from_name: str
     """The prompt control (a ``KeyPointLabels`` or ``RectangleLabels``)."""
     to_name: str
-    """The image the prompt is drawn on."""
+    """The object tag the prompt is drawn on."""
     label: str | None
-    """The label the annotator drew the prompt with; the mask gets it too."""
+    """The label the annotator drew the prompt with, as written; the answer should carry it too."""
     clicks: tuple[Click, ...]
     box: Box | None
 
+    def image(self, config: LabelConfig) -> ObjectTag:
+        """The ``<Image>`` of ``config`` the prompt is drawn on; a :class:`TaskError` if it is another object."""
+        obj = config.object(self.to_name)
+        if obj.tag != "Image":
+            raise TaskError(
+                f"this backend answers prompts on images, but the prompt is drawn on <{obj.tag} name={obj.name!r}>"
+            )
+        return obj
+
     def pixel_points(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
-        """(N, 2) pixel x, y and (N,) SAM point labels (1 object, 0 background); ``(None, None)`` if no clicks."""
+        """(N, 2) pixel x, y inside the image and (N,) point labels (1 object, 0 background); ``(None, None)``
+        without clicks."""
         if not self.clicks:
             return None, None
         points = np.array([[c.x * width / 100.0, c.y * height / 100.0] for c in self.clicks])
@@ -78,8 +96,9 @@ class Prompt:
         return np.concatenate((low, high))
 
 
-def read_prompt(context: Mapping[str, Any]) -> Prompt:
-    """The prompt in ``params.context``; a :class:`TaskError` names what is missing or malformed."""
+def read_image_prompt(context: Mapping[str, Any]) -> ImagePrompt:
+    """The keypoints and/or rectangle in ``params.context``; a :class:`TaskError` names what is missing or
+    malformed."""
     items = context.get("result")
     if not isinstance(items, list):
         raise TaskError(
@@ -90,7 +109,7 @@ def read_prompt(context: Mapping[str, Any]) -> Prompt:
     if not regions:
         types = sorted({str(item.get("type")) for item in items if isinstance(item, Mapping)}) or ["none"]
         raise TaskError(
-            "SAM needs keypoint or rectangle prompts in params.context.result "
+            "this backend needs keypoint or rectangle prompts in params.context.result "
             f'(found region types: {", ".join(types)}); use <KeyPointLabels smart="true"> or '
             '<RectangleLabels smart="true"> on the image'
         )
@@ -106,17 +125,10 @@ def read_prompt(context: Mapping[str, Any]) -> Prompt:
         if item["type"] in POINT_TYPES:
             clicks.append(Click(_number(value, "x", index), _number(value, "y", index), _positive(item, index)))
         else:
-            boxes.append(
-                Box(
-                    _number(value, "x", index),
-                    _number(value, "y", index),
-                    _number(value, "width", index),
-                    _number(value, "height", index),
-                    _number(value, "rotation", index, default=0.0),
-                )
-            )
+            x, y, width, height = (_number(value, key, index) for key in ("x", "y", "width", "height"))
+            boxes.append(Box(x, y, width, height, _number(value, "rotation", index, default=0.0)))
     newest = regions[-1]
-    return Prompt(
+    return ImagePrompt(
         from_name=str(newest.get("from_name") or ""),
         to_name=str(newest["to_name"]),
         label=_label(newest),

@@ -52,7 +52,7 @@ def test_a_failed_task_keeps_its_first_error_and_no_result(caplog: pytest.LogCap
     assert failed == Prediction.failed("task 1's audio 'audio': 404 from https://x/a.wav")
     assert fine == Prediction(result=[], score=None)
     assert batch.failed(0) and not batch.failed(1)
-    assert [r.getMessage() for r in caplog.records] == ["task 1's audio 'audio': 404 from https://x/a.wav"]  # named once
+    assert [r.getMessage() for r in caplog.records] == ["task 1's audio 'audio': 404 from https://x/a.wav"]
 
 
 def test_guard_fails_its_task_alone(caplog: pytest.LogCaptureFixture) -> None:

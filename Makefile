@@ -20,7 +20,6 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(PIP_FLAGS) -e '.[dev]'
-	$(PIP) install $(PIP_FLAGS) --no-deps ultralytics
 	touch $@
 
 # One backend on its own: the core and the backend's extra (yolo and whisper also install their

@@ -1,11 +1,13 @@
 """Ultralytics YOLO for Label Studio: boxes, rotated boxes, polygons, masks, keypoints and image classes.
 
-Predicting: the controls of the label config are planned (:mod:`.controls`), each gets its model (a
-project's fine-tuned one, else the configured one for its kind), the task images stream in while the
-previous chunk runs through the model (the core's per-task media), and each control's results become regions
-(:mod:`.convert`). Learning: each control's annotations become an Ultralytics dataset (:mod:`.dataset`),
-the current model is fine-tuned (:mod:`.training`), and the new weights replace it unless they score
-clearly worse on the held-out images (:mod:`.evaluate`, :func:`labelzoo.learning.decide`).
+Each control of the label config is filled by one *kind* (detect, obb, segment, pose, classify), whose
+recipe in :mod:`.kinds` holds everything particular to it. Predicting: the controls are planned
+(:mod:`.plans`), each gets its model (a project's fine-tuned one, else the configured one for its kind),
+the task images stream in while the previous chunk runs through the model (the core's per-task media),
+and the kind turns each result into regions. Learning: the kind turns each control's annotations into an
+Ultralytics dataset (:mod:`.dataset`), the current model is fine-tuned (:mod:`.training`), and the new
+weights replace it unless they score clearly worse on the held-out images by the kind's metric
+(:mod:`.evaluate`, :func:`labelzoo.learning.decide`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,22 +26,17 @@ from typing import TYPE_CHECKING, Any
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.devices import DEVICE_TYPES
 from labelzoo.errors import LabelzooError
+from labelzoo.fitprogress import PartProgress
 from labelzoo.images import array_decoder
-from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
+from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
 from labelzoo.learning import decide
 from labelzoo.settings import Settings
 
-from . import convert
-from .controls import (
-    DEFAULT_THRESHOLD,
-    ControlPlan,
-    keypoint_labels,
-    keypoint_map,
-    plan_control,
-    plan_controls,
-    training_keypoints,
-)
-from .options import DEFAULT_MODELS, KINDS, OPTIONS, YoloOptions
+from .kind import Converter
+from .kinds import CONTROL_TAGS, DETECT, KINDS
+from .options import OPTIONS, YoloOptions
+from .outputs import ControlOutput, task_score
+from .plans import DEFAULT_THRESHOLD, ControlPlan, plan_control, plan_controls
 from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path, shared_model
 
 if TYPE_CHECKING:
@@ -49,27 +46,19 @@ log = logging.getLogger("labelzoo.yolo")
 
 MANIFEST = "yolo.json"  # in a trained version's folder: which control uses which weights
 
-Converter = Callable[[Any], convert.ControlOutput]
-
 
 @dataclass(frozen=True)
 class Trained:
     """A control's fine-tuned weights in this version."""
 
-    kind: str
+    kind: str  # the kind's name
     file: str
     model: YoloModel
     metrics: dict[str, float]
 
 
 class Yolo(Backend):
-    targets = (
-        Target("RectangleLabels", "Image"),
-        Target("PolygonLabels", "Image"),
-        Target("BrushLabels", "Image"),
-        Target("KeyPointLabels", "Image"),
-        Target("Choices", "Image"),
-    )
+    targets = tuple(Target(tag, "Image") for tag in CONTROL_TAGS)
     batch_size = 64  # tasks per predict() call; images go through the model YOLO_BATCH at a time
     description = "Ultralytics YOLO: boxes, rotated boxes, polygons, masks, keypoints, image classes; learns"
     options = OPTIONS
@@ -98,34 +87,32 @@ class Yolo(Backend):
     def base_version(self) -> str:
         """The detection model's name, plus a hash of the other kinds' models when they differ from the defaults."""
         models = self.yolo.models
-        stem = Path(models["detect"]).stem
-        others = {kind: models[kind] for kind in KINDS if kind != "detect"}
-        if all(others[kind] == DEFAULT_MODELS[kind] for kind in others):
+        stem = Path(models[DETECT.name]).stem
+        others = [kind for kind in KINDS if kind is not DETECT]
+        if all(models[kind.name] == kind.default_model for kind in others):
             return stem
         import hashlib
 
-        digest = hashlib.sha1(json.dumps(others, sort_keys=True).encode()).hexdigest()[:6]
+        configured = {kind.name: models[kind.name] for kind in others}
+        digest = hashlib.sha1(json.dumps(configured, sort_keys=True).encode()).hexdigest()[:6]
         return f"{stem}-{digest}"
 
     # models ----------------------------------------------------------------------------------
     def model_for(self, plan: ControlPlan) -> YoloModel:
         """This version's fine-tuned model for the control, else the configured model of its kind."""
         trained = self.trained.get(plan.control.name)
-        if trained is not None and trained.kind == plan.kind:
+        if trained is not None and trained.kind == plan.kind.name:
             return trained.model
         path = resolve_model_path(plan.model_name, self.yolo.model_root, custom=plan.custom)
         model = shared_model(path)
-        model.check_serves(plan.kind, plan.where)
+        plan.kind.check_model(model, plan.where)
         return model
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         plan = plan_control(control, obj, self.yolo, self.settings)
         if plan is None:
             return None
-        model = self.model_for(plan)
-        if plan.kind == "pose":
-            return keypoint_labels(control, model.keypoint_names)
-        return list(model.names.values())
+        return plan.kind.model_labels(control, self.model_for(plan))
 
     def _warn_once(self, key: tuple[str, str], message: str) -> None:
         with self._warn_lock:
@@ -134,48 +121,11 @@ class Yolo(Backend):
             self._warned.add(key)
         log.warning("%s", message)
 
-    def _label_map(self, plan: ControlPlan, model: YoloModel) -> LabelMap:
-        labels = build_label_map(plan.control, model.names)
-        if labels.is_empty:
-            self._warn_once(
-                (plan.control.name, model.source),
-                f"{plan.where}: no class of the model {model.source} matches any of its labels, so it gets no "
-                f"predictions. {labels.report()}",
-            )
-        return labels
-
     def _converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig) -> Converter:
-        if plan.kind == "pose":
-            points = keypoint_map(plan.control, model.keypoint_names)
-            if not points:
-                self._warn_once(
-                    (plan.control.name, model.source),
-                    f"{plan.where}: none of its labels names a keypoint of {model.source} "
-                    f'({", ".join(model.keypoint_names)}); add model_index="<i>" to each <Label>',
-                )
-            parent = self._pose_parent(config, plan, model)
-            return lambda result: convert.poses(result, plan, points, parent)
-        labels = self._label_map(plan, model)
-        kinds: dict[str, Callable[..., convert.ControlOutput]] = {
-            "detect": convert.rectangles,
-            "obb": convert.oriented_rectangles,
-            "segment": convert.polygons if plan.control.tag.lower() == "polygonlabels" else convert.brushes,
-            "classify": convert.classification,
-        }
-        function = kinds[plan.kind]
-        return lambda result: function(result, plan, labels)
+        def warn(message: str) -> None:
+            self._warn_once((plan.control.name, model.source), f"{plan.where}: {message}")
 
-    @staticmethod
-    def _pose_parent(config: LabelConfig, plan: ControlPlan, model: YoloModel) -> tuple[ControlTag, LabelMap] | None:
-        """The RectangleLabels control on the same image that takes the pose classes, for the instance boxes."""
-        if not plan.control.bool_attr("model_add_bboxes", True):
-            return None
-        for control in config.controls_for(plan.obj.name):
-            if control.tag.lower() == "rectanglelabels":
-                labels = build_label_map(control, model.names)
-                if not labels.is_empty:
-                    return control, labels
-        return None
+        return plan.kind.converter(plan, model, config, warn)
 
     # predict ---------------------------------------------------------------------------------
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
@@ -191,12 +141,12 @@ class Yolo(Backend):
         except LabelzooError as exc:  # a model that cannot load fails every task with the reason, quickly
             log.warning("%s", exc.message)
             return [Prediction.failed(exc.message) for _ in tasks]
-        outputs: list[list[convert.ControlOutput] | LabelzooError] = [[] for _ in tasks]
+        outputs: list[list[ControlOutput] | LabelzooError] = [[] for _ in tasks]
         for object_name, models in runs.items():
             self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs)
         return [
             Prediction.failed(outs.message) if isinstance(outs, LabelzooError)
-            else Prediction(result=[r for out in outs for r in out.regions], score=convert.task_score(outs))
+            else Prediction(result=[r for out in outs for r in out.regions], score=task_score(outs))
             for outs in outputs
         ]  # fmt: skip
 
@@ -206,7 +156,7 @@ class Yolo(Backend):
         ctx: PredictContext,
         obj: ObjectTag,
         models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
-        outputs: list[list[convert.ControlOutput] | LabelzooError],
+        outputs: list[list[ControlOutput] | LabelzooError],
     ) -> None:
         """Run every model that reads ``obj`` over the tasks' images, ``YOLO_BATCH`` at a time, while the next
         chunk downloads and decodes; a task whose image fails gets its error (the first) in ``outputs``."""
@@ -225,7 +175,7 @@ class Yolo(Backend):
         self,
         chunk: list[tuple[int, np.ndarray]],
         models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
-        outputs: list[list[convert.ControlOutput] | LabelzooError],
+        outputs: list[list[ControlOutput] | LabelzooError],
     ) -> None:
         """One forward pass of each model over the chunk's BGR images; their regions go to the tasks' outputs."""
         arrays = [image for _, image in chunk]
@@ -252,7 +202,7 @@ class Yolo(Backend):
         improved = False
         with tempfile.TemporaryDirectory(prefix="labelzoo-yolo-") as tmp:
             for number, plan in enumerate(plans):
-                progress = Progress(ctx, plan.control.name, number, len(plans))
+                progress = PartProgress(ctx.report, plan.control.name, number, len(plans))
                 try:
                     entry = self._fit_control(plan, data, ctx, Path(tmp) / str(number), progress, metrics, summary)
                 except TrainingCancelled:
@@ -272,36 +222,33 @@ class Yolo(Backend):
         data: TrainingData,
         ctx: FitContext,
         workdir: Path,
-        progress: Progress,
+        progress: PartProgress,
         metrics: dict[str, float],
         summary: list[str],
     ) -> dict[str, Any] | None:
         """Train one control; its manifest entry when the new weights are kept, else None."""
         from .dataset import build_dataset
-        from .evaluate import PRIMARY, evaluate
-        from .training import fine_tune, set_class_names
+        from .training import fine_tune
 
-        name, current = plan.control.name, self.model_for(plan)
-        index = training_keypoints(plan.control, current.keypoint_names) if plan.kind == "pose" else None
+        kind, name, current = plan.kind, plan.control.name, self.model_for(plan)
         dataset = build_dataset(
-            plan, data.examples, ctx.media, workdir / "data", keypoint_index=index, max_pixels=self.yolo.max_pixels
+            plan, data.examples, ctx.media, workdir / "data", max_pixels=self.yolo.max_pixels, current=current
         )
         if dataset is None:
             summary.append(f"{name}: too few annotations")
             return None
-        progress(0.0, f"training on {len(dataset.train)} images, validating on {len(dataset.val)}", {})
+        progress(0.0, f"training on {len(dataset.train)} images, validating on {len(dataset.val)}")
         start = (
             current.source
-            if current.task == plan.kind
-            else str(resolve_model_path(self.yolo.models[plan.kind], self.yolo.model_root, custom=False))
+            if current.task == kind.name
+            else str(resolve_model_path(self.yolo.models[kind.name], self.yolo.model_root, custom=False))
         )  # a segmentation model serving boxes cannot be fine-tuned as a detector: start from the detector
-        best = fine_tune(start, dataset, plan.kind, self.yolo, ctx, workdir / "run", progress)
-        if plan.kind == "classify":
-            set_class_names(best, dataset.classes)
-        progress(1.0, "comparing with the current model on the held-out images", {})
-        key = PRIMARY[plan.kind]
-        new = evaluate(load_model(best), plan, dataset, self.yolo)
-        old = evaluate(current, plan, dataset, self.yolo)
+        best = fine_tune(start, dataset, kind, self.yolo, ctx, workdir / "run", progress)
+        kind.after_training(best, dataset)
+        progress(1.0, "comparing with the current model on the held-out images")
+        key = kind.metric
+        new = kind.evaluate(load_model(best), plan, dataset, self.yolo)
+        old = kind.evaluate(current, plan, dataset, self.yolo)
         metrics.update({f"{name}.{k}": v for k, v in new.items()})
         metrics.update({f"{name}.previous_{k}": v for k, v in old.items()})
         decision = decide(new[key], old[key], n_held_out=len(dataset.val), metric=key)
@@ -311,21 +258,4 @@ class Yolo(Backend):
             return None
         file = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{workdir.name}.pt"
         shutil.copyfile(best, ctx.output_dir / file)
-        return {"kind": plan.kind, "file": file, "metrics": new}
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Progress of one control's training as a share of the whole job: ``progress(fraction, message, metrics)``."""
-
-    ctx: FitContext
-    name: str
-    number: int
-    total: int
-
-    def __call__(self, fraction: float, message: str, metrics: dict[str, float]) -> None:
-        self.ctx.report(
-            (self.number + 0.95 * fraction) / self.total,
-            f"{self.name}: {message}",
-            **{f"{self.name}.{k}": v for k, v in metrics.items()},
-        )
+        return {"kind": kind.name, "file": file, "metrics": new}

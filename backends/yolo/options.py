@@ -16,43 +16,33 @@ from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting
 from labelzoo.options import Option, Options
 from labelzoo.settings import Settings
 
-#: Ultralytics task names, which are also the kinds of work a control asks for
-KINDS = ("detect", "obb", "segment", "pose", "classify")
+from .kinds import KINDS
 
-DEFAULT_MODELS: Mapping[str, str] = {
-    "detect": "yolo11n.pt",
-    "obb": "yolo11n-obb.pt",
-    "segment": "yolo11n-seg.pt",
-    "pose": "yolo11n-pose.pt",
-    "classify": "yolo11n-cls.pt",
-}
-MODEL_ENV = {kind: f"YOLO_MODEL_{kind.upper()}" for kind in KINDS}
-_SERVES = {
-    "detect": "`RectangleLabels`",
-    "obb": '`RectangleLabels model_obb="true"`',
-    "segment": "`PolygonLabels` and `BrushLabels`",
-    "pose": "`KeyPointLabels`",
-    "classify": "`Choices`",
-}
+#: the kinds' names (Ultralytics task names), as YOLO_PRELOAD and the YOLO_MODEL_<KIND> variables spell them
+KIND_NAMES = tuple(kind.name for kind in KINDS)
+
+
+def _model_env(name: str) -> str:
+    return f"YOLO_MODEL_{name.upper()}"
 
 
 def _preload(kinds: tuple[str, ...]) -> tuple[str, ...]:
     if kinds == ("all",):
-        return KINDS
+        return KIND_NAMES
     if kinds == ("none",):
         return ()
     if "all" in kinds or "none" in kinds:
-        raise ValueError(f"must be kinds ({', '.join(KINDS)}), all or none")
+        raise ValueError(f"must be kinds ({', '.join(KIND_NAMES)}), all or none")
     return kinds
 
 
 OPTIONS = Options(
-    *(Option(MODEL_ENV[kind], str, DEFAULT_MODELS[kind], doc=f"model for {_SERVES[kind]}") for kind in KINDS),
+    *(Option(_model_env(kind.name), str, kind.default_model, doc=f"model for {kind.controls_doc}") for kind in KINDS),
     Option("YOLO_BATCH", int, 8, low=1, doc="images per forward pass (bounds memory; raise it on a GPU)"),
     Option("YOLO_IMGSZ", int, None, low=1, default_doc="the model's",
            doc="inference size; unset = the size the model was trained at (640 for official weights, the training "
            "size for fine-tuned ones)"),
-    Option("YOLO_PRELOAD", str, ("detect",), many=True, choices=(*KINDS, "all", "none"), check=_preload,
+    Option("YOLO_PRELOAD", str, ("detect",), many=True, choices=(*KIND_NAMES, "all", "none"), check=_preload,
            doc="kinds whose model is loaded at start (`detect,segment`, `all`, `none`); the others load on first use"),
     Option("YOLO_EPOCHS", int, None, low=1, default_doc="from the data", doc="fixed number of training epochs"),
     MAX_MEGAPIXELS,
@@ -86,7 +76,7 @@ class YoloOptions:
     def from_settings(cls, settings: Settings) -> YoloOptions:
         values = OPTIONS.read(settings.env)
         return cls(
-            models={kind: getattr(values, MODEL_ENV[kind].lower()) for kind in KINDS},
+            models={name: getattr(values, _model_env(name).lower()) for name in KIND_NAMES},
             model_root=settings.model_root or settings.model_dir / "weights",
             device=settings.device,
             batch=values.yolo_batch,

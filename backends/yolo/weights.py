@@ -1,4 +1,4 @@
-"""Loading Ultralytics models: where weights live, which kinds they serve, and one shared copy per process.
+"""Loading Ultralytics models: where weights live, and one shared copy per process.
 
 Ultralytics reads a few environment variables when it is first imported. :func:`prepare_ultralytics`
 sets them from the backend's options, *only where the operator has not set them*:
@@ -24,15 +24,6 @@ from .options import YoloOptions
 if TYPE_CHECKING:
     import numpy as np
     from ultralytics.engine.results import Results
-
-#: what each kind reads from a model's results, and the Ultralytics tasks whose models provide it
-SERVES = {
-    "detect": ("detect", "segment", "pose"),  # every box-producing model can fill a RectangleLabels
-    "obb": ("obb",),
-    "segment": ("segment",),
-    "pose": ("pose",),
-    "classify": ("classify",),
-}
 
 #: keypoint order of the COCO pose models (yolo11n-pose.pt), whose checkpoints carry no names
 COCO_KEYPOINTS = (
@@ -133,13 +124,6 @@ class YoloModel:
         if count == len(COCO_KEYPOINTS):
             return list(COCO_KEYPOINTS)
         return [str(i) for i in range(count)]
-
-    def check_serves(self, kind: str, where: str) -> None:
-        if self.task not in SERVES[kind]:
-            wanted = " or ".join(SERVES[kind])
-            raise LabelConfigError(
-                f"{where}: {self.source} is a {self.task} model; this control needs a {wanted} model"
-            )
 
     def predict(self, images: list[np.ndarray], *, conf: float, options: YoloOptions) -> list[Results]:
         """Results for BGR arrays, one forward pass for the whole list (the caller sizes the chunks)."""

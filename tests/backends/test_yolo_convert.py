@@ -13,13 +13,13 @@ import torch
 
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import build_label_map, parse_label_config
-from labelzoo.results import read_rectangles, rle_to_mask
+from labelzoo.results import mask_outputs, mask_regions, read_rectangles, rle_to_mask
 from labelzoo.settings import Settings
-from tests.backends.sam_support import sam_module
 from tests.backends.yolo_support import YOLO_DIR, yolo_module
 
-convert = yolo_module("convert")
-controls = yolo_module("controls")
+kinds = yolo_module("kinds")
+outputs = yolo_module("outputs")
+plans_module = yolo_module("plans")
 options_module = yolo_module("options")
 weights = yolo_module("weights")
 
@@ -29,7 +29,7 @@ from ultralytics.engine.results import Results  # noqa: E402 - after yolo_suppor
 def plan_for(xml: str, name: str, **env: str) -> object:
     settings = Settings.from_env(env)
     config = parse_label_config(xml)
-    plans = controls.plan_controls(config, options_module.YoloOptions.from_settings(settings), settings)
+    plans = plans_module.plan_controls(config, options_module.YoloOptions.from_settings(settings), settings)
     return next(p for p in plans if p.control.name == name)
 
 
@@ -54,7 +54,7 @@ def test_a_box_in_pixels_becomes_percent_of_the_natural_size_with_its_label_and_
     plan = plan_for(BOXES.format(attrs=""), "box")
     names = {0: "red", 1: "blue", 2: "green"}
     res = results((200, 100), names, boxes=[[20, 10, 70, 60, 0.9, 0], [0, 0, 10, 10, 0.2, 1], [5, 5, 9, 9, 0.95, 2]])
-    out = convert.rectangles(res, plan, build_label_map(plan.control, names))
+    out = kinds.detect.rectangles(res, plan, build_label_map(plan.control, names))
 
     (region,) = out.regions  # blue is below the 0.25 default threshold, green is not in the config
     assert region["type"] == "rectanglelabels"
@@ -64,18 +64,18 @@ def test_a_box_in_pixels_becomes_percent_of_the_natural_size_with_its_label_and_
     assert geometry(region) == pytest.approx({"x": 10.0, "y": 10.0, "width": 25.0, "height": 50.0, "rotation": 0.0})
     assert region["score"] == pytest.approx(0.9)
     assert out.near_miss == pytest.approx(0.2)
-    assert convert.task_score([out]) == pytest.approx(0.9)
+    assert outputs.task_score([out]) == pytest.approx(0.9)
 
 
 def test_the_control_threshold_and_predicted_values_decide_what_is_kept() -> None:
     names = {0: "red", 1: "blue"}
     res = results((100, 100), names, boxes=[[0, 0, 50, 50, 0.9, 0], [50, 50, 100, 100, 0.3, 1]])
     plan = plan_for(BOXES.format(attrs='model_score_threshold="0.25"'), "box", MODEL_SCORE_THRESHOLD="0.5")
-    out = convert.rectangles(res, plan, build_label_map(plan.control, names))
+    out = kinds.detect.rectangles(res, plan, build_label_map(plan.control, names))
     assert [r["value"]["rectanglelabels"] for r in out.regions] == [["Red"], ["Azure"]]
-    assert convert.task_score([out]) == pytest.approx(0.6)  # the mean of 0.9 and 0.3
+    assert outputs.task_score([out]) == pytest.approx(0.6)  # the mean of 0.9 and 0.3
     plan = plan_for(BOXES.format(attrs=""), "box", MODEL_SCORE_THRESHOLD="0.5")
-    assert [r["score"] for r in convert.rectangles(res, plan, build_label_map(plan.control, names)).regions] == [
+    assert [r["score"] for r in kinds.detect.rectangles(res, plan, build_label_map(plan.control, names)).regions] == [
         pytest.approx(0.9)
     ]
 
@@ -84,10 +84,10 @@ def test_an_oriented_box_becomes_a_rectangle_rotated_around_its_corner() -> None
     xml = """<View><Image name="image" value="$image"/>
       <RectangleLabels name="box" toName="image" model_obb="true"><Label value="ship"/></RectangleLabels></View>"""
     plan = plan_for(xml, "box")
-    assert plan.kind == "obb"
+    assert plan.kind.name == "obb"
     names = {0: "ship"}
     res = results((400, 300), names, obb=[[200, 150, 100, 40, math.pi / 6, 0.8, 0]])
-    (region,) = convert.oriented_rectangles(res, plan, build_label_map(plan.control, names)).regions
+    (region,) = kinds.obb.oriented_rectangles(res, plan, build_label_map(plan.control, names)).regions
 
     value = region["value"]
     assert value["rotation"] == pytest.approx(30.0)
@@ -109,7 +109,7 @@ def test_a_polygon_is_the_largest_outline_of_the_mask_and_fills_back_to_it() -> 
     mask[2:5, 50:53] = 1  # a speck: not the largest outline
     names = {0: "red"}
     res = results((64, 48), names, boxes=[[10, 2, 53, 40, 0.8, 0]], masks=[mask])
-    (region,) = convert.polygons(res, plan, build_label_map(plan.control, names)).regions
+    (region,) = kinds.segment.polygons(res, plan, build_label_map(plan.control, names)).regions
 
     points = np.array(region["value"]["points"]) * [64 / 100, 48 / 100]
     # The outline through the boundary pixels' centres, one-pixel steps included, collinear points dropped.
@@ -132,10 +132,9 @@ def test_yolo_and_sam_trace_the_same_square_into_the_same_polygon() -> None:
     mask[4:14, 4:14] = True
     plan = plan_for(xml, "poly")
     res = results((20, 20), {0: "red"}, boxes=[[4, 4, 14, 14, 0.9, 0]], masks=[mask.astype(np.float32)])
-    (from_yolo,) = convert.polygons(res, plan, build_label_map(plan.control, {0: "red"})).regions
-    outputs = sam_module("outputs")
-    (output,) = outputs.choose_outputs(config, config.object("image"), "red", logging.getLogger("t"))
-    (from_sam,) = outputs.mask_regions(output, "image", mask, 0.9, tolerance_px=0.5)
+    (from_yolo,) = kinds.segment.polygons(res, plan, build_label_map(plan.control, {0: "red"})).regions
+    (output,) = mask_outputs(config, config.object("image"), "red", logging.getLogger("t"))  # SAM's mask outputs
+    (from_sam,) = mask_regions(output, "image", mask, 0.9, tolerance_px=0.5)
     square = {(4.5, 4.5), (13.5, 4.5), (13.5, 13.5), (4.5, 13.5)}
     for region in (from_yolo, from_sam):
         assert {(round(x / 5, 6), round(y / 5, 6)) for x, y in region["value"]["points"]} == square
@@ -150,7 +149,7 @@ def test_brush_rle_decodes_back_to_each_instance_mask() -> None:
     masks = (rng.random((2, 30, 50)) > 0.6).astype(np.float32)
     names = {0: "red", 1: "blue"}
     res = results((50, 30), names, boxes=[[0, 0, 50, 30, 0.9, 0], [0, 0, 50, 30, 0.8, 1]], masks=masks)
-    regions = convert.brushes(res, plan, build_label_map(plan.control, names)).regions
+    regions = kinds.segment.brushes(res, plan, build_label_map(plan.control, names)).regions
 
     assert [r["value"]["brushlabels"] for r in regions] == [["red"], ["blue"]]
     for region, mask in zip(regions, masks, strict=True):
@@ -172,11 +171,11 @@ def test_masks_at_the_model_input_size_are_unletterboxed_to_the_natural_size() -
     res = results((320, 240), names, boxes=[[40, 20, 120, 60, 0.9, 0]], masks=[mask])
 
     brush_plan = plan_for(xml, "brush")
-    (brush,) = convert.brushes(res, brush_plan, build_label_map(brush_plan.control, names)).regions
+    (brush,) = kinds.segment.brushes(res, brush_plan, build_label_map(brush_plan.control, names)).regions
     assert np.array_equal(rle_to_mask(brush["value"]["rle"], 320, 240), expected)
 
     poly_plan = plan_for(xml, "poly")
-    (poly,) = convert.polygons(res, poly_plan, build_label_map(poly_plan.control, names)).regions
+    (poly,) = kinds.segment.polygons(res, poly_plan, build_label_map(poly_plan.control, names)).regions
     points = np.array(poly["value"]["points"]) * [3.2, 2.4]
     assert len(points) == 4
     # the centres of the 2 × 2 natural-pixel blocks under the boundary mask pixels: half a mask pixel inside
@@ -202,10 +201,11 @@ def pose_results() -> Results:
 def test_keypoints_are_grouped_under_their_instance_box_with_their_own_confidence() -> None:
     config = parse_label_config(POSE.format(box=PERSON_BOX, attrs=""))
     plan = plan_for(POSE.format(box=PERSON_BOX, attrs=""), "kp")
-    points = controls.keypoint_map(plan.control, ["0", "1", "2"])
+    points = kinds.pose.keypoint_map(plan.control, ["0", "1", "2"])
     assert points == {0: "nose", 2: "tail"}
     parent_control = config.control("person_box")
-    out = convert.poses(pose_results(), plan, points, (parent_control, build_label_map(parent_control, {0: "person"})))
+    parent = (parent_control, build_label_map(parent_control, {0: "person"}))
+    out = kinds.pose.poses(pose_results(), plan, points, parent)
 
     box, nose, tail = out.regions  # the second instance is below the threshold; left_eye has no index
     assert box["from_name"] == "person_box" and box["value"]["rectanglelabels"] == ["person"]
@@ -221,8 +221,8 @@ def test_keypoints_are_grouped_under_their_instance_box_with_their_own_confidenc
 def test_without_a_box_control_keypoints_share_an_instance_tag_and_take_the_point_size() -> None:
     xml = POSE.format(box="", attrs='model_point_size="2" model_point_threshold="0.1"')
     plan = plan_for(xml, "kp")
-    points = controls.keypoint_map(plan.control, ["0", "1", "2"])
-    regions = convert.poses(pose_results(), plan, points, None).regions
+    points = kinds.pose.keypoint_map(plan.control, ["0", "1", "2"])
+    regions = kinds.pose.poses(pose_results(), plan, points, None).regions
     assert [r["value"]["keypointlabels"] for r in regions] == [["nose"], ["tail"]]
     assert all(r["meta"] == {"text": ["instance 1"]} and "parentID" not in r for r in regions)
     assert all(r["value"]["width"] == pytest.approx(2.0) for r in regions)  # 2 px of a 100 px wide image
@@ -234,18 +234,18 @@ def test_keypoint_labels_match_by_model_index_then_by_name() -> None:
         <Label value="Left Eye"/><Label value="beak" model_index="0"/><Label value="wing"/>
       </KeyPointLabels></View>""")
     control = config.control("kp")
-    assert controls.keypoint_map(control, list(weights.COCO_KEYPOINTS)) == {0: "beak", 1: "Left Eye"}
-    assert controls.keypoint_labels(control, ["nose", "left_eye", "right_eye"]) == ["beak", "Left Eye", "right_eye"]
+    assert kinds.pose.keypoint_map(control, list(weights.COCO_KEYPOINTS)) == {0: "beak", 1: "Left Eye"}
+    assert kinds.pose.keypoint_labels(control, ["nose", "left_eye", "right_eye"]) == ["beak", "Left Eye", "right_eye"]
     # Training keeps a model's skeleton when it names every label, else starts a new one in label order.
-    assert controls.training_keypoints(control, ["beak", "left_eye", "wing"]) == {"beak": 0, "Left Eye": 1, "wing": 2}
-    assert controls.training_keypoints(control, list(weights.COCO_KEYPOINTS)) == {
+    assert kinds.pose.training_keypoints(control, ["beak", "left_eye", "wing"]) == {"beak": 0, "Left Eye": 1, "wing": 2}
+    assert kinds.pose.training_keypoints(control, list(weights.COCO_KEYPOINTS)) == {
         "Left Eye": 1, "beak": 0, "wing": 2
     }
-    assert controls.training_keypoints(control, ["0", "1"]) == {"Left Eye": 1, "beak": 0, "wing": 2}
+    assert kinds.pose.training_keypoints(control, ["0", "1"]) == {"Left Eye": 1, "beak": 0, "wing": 2}
     bad = parse_label_config("""<View><Image name="image" value="$image"/>
       <KeyPointLabels name="kp" toName="image"><Label value="a" model_index="first"/></KeyPointLabels></View>""")
     with pytest.raises(LabelConfigError, match="model_index"):
-        controls.keypoint_map(bad.control("kp"), ["0"])
+        kinds.pose.keypoint_map(bad.control("kp"), ["0"])
 
 
 CHOICES = """<View><Image name="image" value="$image"/>
@@ -259,23 +259,23 @@ def test_classification_sums_the_model_classes_of_each_choice() -> None:
     res = results((10, 10), names, probs=[0.3, 0.25, 0.35, 0.1])
 
     plan = plan_for(CHOICES.format(attrs=""), "animal")
-    (single,) = convert.classification(res, plan, build_label_map(plan.control, names)).regions
+    (single,) = kinds.classify.classification(res, plan, build_label_map(plan.control, names)).regions
     assert single["value"] == {"choices": ["Cat"]} and single["score"] == pytest.approx(0.55)
 
     plan = plan_for(CHOICES.format(attrs='choice="multiple" model_score_threshold="0.4"'), "animal")
-    (multiple,) = convert.classification(res, plan, build_label_map(plan.control, names)).regions
+    (multiple,) = kinds.classify.classification(res, plan, build_label_map(plan.control, names)).regions
     assert multiple["value"] == {"choices": ["Cat", "Car"]} and multiple["score"] == pytest.approx(0.45)
 
     plan = plan_for(CHOICES.format(attrs='model_score_threshold="0.6"'), "animal")
-    unsure = convert.classification(res, plan, build_label_map(plan.control, names))
-    assert unsure.regions == [] and convert.task_score([unsure]) == pytest.approx(0.55)
+    unsure = kinds.classify.classification(res, plan, build_label_map(plan.control, names))
+    assert unsure.regions == [] and outputs.task_score([unsure]) == pytest.approx(0.55)
 
 
 def test_the_task_score_is_the_mean_confidence_or_else_the_nearest_miss() -> None:
-    Out = convert.ControlOutput
-    assert convert.task_score([Out(scores=[0.9, 0.7]), Out(scores=[0.6])]) == pytest.approx(0.7333333)
-    assert convert.task_score([Out(near_miss=0.2), Out(near_miss=0.4)]) == pytest.approx(0.4)
-    assert convert.task_score([Out(), Out()]) == 0.0
+    Out = outputs.ControlOutput
+    assert outputs.task_score([Out(scores=[0.9, 0.7]), Out(scores=[0.6])]) == pytest.approx(0.7333333)
+    assert outputs.task_score([Out(near_miss=0.2), Out(near_miss=0.4)]) == pytest.approx(0.4)
+    assert outputs.task_score([Out(), Out()]) == 0.0
 
 
 def test_custom_model_paths_need_permission_and_stay_under_the_model_root(tmp_path: Path) -> None:
@@ -292,8 +292,8 @@ def test_custom_model_paths_need_permission_and_stay_under_the_model_root(tmp_pa
             weights.resolve_model_path(escape, tmp_path, custom=True)
     settings = Settings.from_env({"ALLOW_CUSTOM_MODEL_PATH": "true"})
     config = parse_label_config(xml)
-    names = [p.control.name for p in controls.plan_controls(config, options_module.YoloOptions.from_settings(settings),
-                                                            settings)]
+    options = options_module.YoloOptions.from_settings(settings)
+    names = [p.control.name for p in plans_module.plan_controls(config, options, settings)]
     assert names == ["box"]  # model_skip leaves the Choices alone
 
 
@@ -310,7 +310,7 @@ def official_names(dataset_yaml: str, section: str = "names") -> list[str]:
 def test_example_configs_map_every_label_onto_the_official_models(path: Path) -> None:
     settings = Settings.from_env({})
     config = parse_label_config(path.read_text())
-    plans = controls.plan_controls(config, options_module.YoloOptions.from_settings(settings), settings)
+    plans = plans_module.plan_controls(config, options_module.YoloOptions.from_settings(settings), settings)
     assert plans
     vocabularies = {
         "detect": [official_names("coco8.yaml")],
@@ -319,10 +319,10 @@ def test_example_configs_map_every_label_onto_the_official_models(path: Path) ->
         "classify": [official_names("ImageNet.yaml"), official_names("ImageNet.yaml", "map")],  # both spellings
     }
     for plan in plans:
-        if plan.kind == "pose":
-            points = controls.keypoint_map(plan.control, list(weights.COCO_KEYPOINTS))
+        if plan.kind.name == "pose":
+            points = kinds.pose.keypoint_map(plan.control, list(weights.COCO_KEYPOINTS))
             assert set(points.values()) == set(plan.control.label_keys)
             continue
-        for names in vocabularies[plan.kind]:
+        for names in vocabularies[plan.kind.name]:
             labels = build_label_map(plan.control, names)
             assert not labels.unfed_config_labels, (plan.where, labels.report())

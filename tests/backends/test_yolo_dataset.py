@@ -18,7 +18,8 @@ from labelzoo.results import mask_to_rle, read_rectangles, rotated_box_corners, 
 from tests.backends.yolo_support import yolo_module
 
 dataset = yolo_module("dataset")
-controls = yolo_module("controls")
+kinds = yolo_module("kinds")
+plans_module = yolo_module("plans")
 options_module = yolo_module("options")
 training = yolo_module("training")
 
@@ -56,7 +57,7 @@ def numbers(line: str) -> list[float]:
 def test_a_rectangle_in_percent_becomes_a_centre_box_and_aliases_resolve() -> None:
     classes = {"R": 0, "blue": 1}
     items = [rect("box", "Red", 10, 20, 30, 40), rect("box", "blue", 50, 0, 50, 100), rect("box", "green", 0, 0, 5, 5)]
-    lines = dataset.shape_lines("detect", "rectanglelabels", items, classes, control("box"), SIZE)
+    lines = kinds.detect.box_lines(items, classes, control("box"), SIZE)
     assert [numbers(line) for line in lines] == [[0, 0.25, 0.4, 0.3, 0.4], [1, 0.75, 0.5, 0.5, 1.0]]
 
 
@@ -68,9 +69,9 @@ def test_a_rotated_rectangle_gives_its_corners_for_obb_and_its_hull_for_detectio
     corners = read.corners(size)
     expected = rotated_box_corners((200, 150), (100, 40), 30)
     assert np.allclose(corners, expected)  # the builder and the reader agree: corner-anchored rotation
-    (obb,) = dataset.shape_lines("obb", "rectanglelabels", [item], {"ship": 0}, control("rotated"), size)
+    (obb,) = kinds.obb.corner_lines([item], {"ship": 0}, control("rotated"), size)
     assert np.allclose(numbers(obb)[1:], (expected / size).ravel(), atol=1e-6)
-    (box,) = dataset.shape_lines("detect", "rectanglelabels", [item], {"ship": 0}, control("rotated"), size)
+    (box,) = kinds.detect.box_lines([item], {"ship": 0}, control("rotated"), size)
     lo, hi = expected.min(axis=0) / size, expected.max(axis=0) / size
     assert np.allclose(numbers(box)[1:], [*(lo + hi) / 2, *(hi - lo)], atol=1e-6)
 
@@ -78,7 +79,7 @@ def test_a_rotated_rectangle_gives_its_corners_for_obb_and_its_hull_for_detectio
 def test_polygon_points_are_normalised_as_drawn() -> None:
     item = {"from_name": "poly", "to_name": "image", "type": "polygonlabels",
             "value": {"points": [[10, 20], [50, 20], [30, 90]], "polygonlabels": ["blue"]}}
-    (line,) = dataset.shape_lines("segment", "polygonlabels", [item], {"blue": 0}, control("poly"), SIZE)
+    (line,) = kinds.segment.polygon_lines([item], {"blue": 0}, control("poly"), SIZE)
     assert numbers(line) == [0, 0.1, 0.2, 0.5, 0.2, 0.3, 0.9]
 
 
@@ -90,7 +91,7 @@ def test_a_brush_mask_is_traced_into_one_polygon_per_blob_that_fills_back_to_it(
     mask[25:35, 30:40] = False  # a notch, not a hole
     item = {"from_name": "brush", "to_name": "image", "type": "brushlabels", "original_width": width,
             "original_height": height, "value": {"format": "rle", "rle": mask_to_rle(mask), "brushlabels": ["blue"]}}
-    lines = dataset.shape_lines("segment", "brushlabels", [item], {"blue": 0}, control("brush"), (width, height))
+    lines = kinds.segment.brush_lines([item], {"blue": 0}, control("brush"), (width, height))
     assert len(lines) == 2
     filled = np.zeros((height, width), np.uint8)
     for line in lines:
@@ -108,14 +109,14 @@ def test_keypoints_form_instances_by_parent_by_containment_or_alone() -> None:
         point("tail", 99, 99, parentID="gone"),  # unknown parent, inside B
     ]
     classes: dict[str, int] = {}
-    lines = dataset.pose_lines(control("kp"), points, rects, {"head": 0, "tail": 1}, classes, SIZE)
+    lines = kinds.pose.pose_lines(control("kp"), points, rects, {"head": 0, "tail": 1}, classes, SIZE)
     assert classes == {"cat": 0, "dog": 1}
     assert [numbers(line) for line in lines] == [
         pytest.approx([0, 0.25, 0.5, 0.5, 1.0, 0.1, 0.1, 2, 0.4, 0.9, 2]),
         pytest.approx([1, 0.75, 0.5, 0.5, 1.0, 0.6, 0.5, 2, 0.99, 0.99, 2]),
     ]
     classes = {}
-    (alone,) = dataset.pose_lines(control("kp"), [point("head", 40, 40)], [], {"head": 0, "tail": 1}, classes, SIZE)
+    (alone,) = kinds.pose.pose_lines(control("kp"), [point("head", 40, 40)], [], {"head": 0, "tail": 1}, classes, SIZE)
     assert classes == {"object": 0}
     assert numbers(alone) == pytest.approx([0, 0.4, 0.4, 0.1, 0.1, 0.4, 0.4, 2, 0, 0, 0])  # boxed with 5 % margins
 
@@ -136,18 +137,18 @@ def test_the_held_out_split_is_deterministic_and_stable_as_the_project_grows() -
 def test_training_settings_follow_the_dataset_size() -> None:
     settings = Settings.from_env({})
     options = options_module.YoloOptions.from_settings(settings)
-    small = training.train_settings("detect", 32, 160, options)
+    small = training.train_settings(kinds.DETECT, 32, 160, options)
     assert small | {"epochs": None} == small | {
         "batch": 2, "nbs": 2, "mosaic": 0.0, "warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.004, "workers": 0,
         "plots": False, "amp": False, "seed": 0, "deterministic": True, "imgsz": 160, "epochs": None,
     }
     assert small["epochs"] == 12  # 16 steps an epoch, ~180 steps
-    medium = training.train_settings("pose", 400, 640, options)
+    medium = training.train_settings(kinds.POSE, 400, 640, options)
     assert (medium["batch"], medium["nbs"], "mosaic" in medium, medium["fliplr"]) == (8, 16, False, 0.0)
-    large = training.train_settings("detect", 5000, 640, options)
+    large = training.train_settings(kinds.DETECT, 5000, 640, options)
     assert (large["batch"], "nbs" in large, large["epochs"]) == (16, False, 10)
     fixed = options_module.YoloOptions.from_settings(Settings.from_env({"YOLO_EPOCHS": "3"}))
-    assert training.train_settings("detect", 32, 160, fixed)["epochs"] == 3
+    assert training.train_settings(kinds.DETECT, 32, 160, fixed)["epochs"] == 3
     assert dataset.choose_imgsz([(160, 120), (200, 100), (150, 150)]) == 160
     assert dataset.choose_imgsz([(4000, 3000)] * 3) == 640
 
@@ -170,7 +171,7 @@ def examples(tmp_path: Path, results: list[list[dict]]) -> list[TrainingExample]
 def plan(name: str) -> object:
     settings = Settings.from_env({})
     options = options_module.YoloOptions.from_settings(settings)
-    return next(p for p in controls.plan_controls(parse_label_config(CONFIG), options, settings)
+    return next(p for p in plans_module.plan_controls(parse_label_config(CONFIG), options, settings)
                 if p.control.name == name)
 
 

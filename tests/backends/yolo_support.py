@@ -48,7 +48,7 @@ def yolo_backend() -> BackendSpec:
 
 
 def yolo_module(name: str) -> ModuleType:
-    """A module of the backend package (``convert``, ``dataset``…), imported the way the server does."""
+    """A module of the backend package (``kinds``, ``dataset``…), imported the way the server does."""
     spec = yolo_backend()
     return importlib.import_module(f"{spec.cls.__module__.rsplit('.', 1)[0]}.{name}")
 

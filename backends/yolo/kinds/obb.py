@@ -1,0 +1,101 @@
+"""``RectangleLabels model_obb="true"``: rotated boxes from an oriented-box (OBB) model.
+
+Predicting: OBB ``xywhr`` (centre, size, radians clockwise on screen) becomes a rectangle rotated around
+its top-left corner, as Label Studio draws it. Training: ``cls x1 y1 x2 y2 x3 y3 x4 y4``, the four
+corners. Held-out score: mAP of the boxes matched by Ultralytics' probabilistic IoU of rotated boxes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
+from labelzoo.results import read_rectangles, rotated_rectangle
+
+from ..dataset import Annotation, Dataset, Names, class_of, fmt, normalised
+from ..evaluate import Compare
+from ..kind import Converter, InstanceKind, Warn
+from ..outputs import ControlOutput, image_size, kept, values
+
+if TYPE_CHECKING:
+    from ultralytics.engine.results import Results
+
+    from ..plans import ControlPlan
+    from ..weights import YoloModel
+
+
+class Obb(InstanceKind):
+    name = "obb"
+    tags = ("RectangleLabels",)
+    controls_doc = '`RectangleLabels model_obb="true"`'
+    default_model = "yolo11n-obb.pt"
+    served_by = ("obb",)
+    result_attribute = "obb"
+    metric_suffix = "B"
+
+    def fills(self, control: ControlTag) -> bool:
+        return super().fills(control) and control.bool_attr("model_obb", False)
+
+    def converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig, warn: Warn) -> Converter:
+        labels = self.label_map(plan, model, warn)
+        return lambda result: oriented_rectangles(result, plan, labels)
+
+    def lines(self, plan: ControlPlan, result: Annotation, names: Names, size: tuple[int, int]) -> list[str]:
+        return corner_lines(result, names.classes, plan.control, size, to_name=plan.obj.name)
+
+    def comparer(self, plan: ControlPlan, model: YoloModel, dataset: Dataset) -> Compare:
+        return rotated_ious
+
+
+OBB = Obb()
+
+
+def oriented_rectangles(result: Results, plan: ControlPlan, labels: LabelMap) -> ControlOutput:
+    out = ControlOutput()
+    size = image_size(result)
+    xywhr = values(result, "obb", "xywhr")
+    for i, label, conf in kept(result, labels, plan.threshold, out, "obb"):
+        cx, cy, w, h, radians = xywhr[i]
+        region = rotated_rectangle(
+            plan.control.name,
+            plan.obj.name,
+            center=(cx, cy),
+            size=(w, h),
+            angle_deg=math.degrees(radians),
+            image_size=size,
+            labels=[label],
+            score=conf,
+        )
+        out.add(region, conf)
+    return out
+
+
+def corner_lines(
+    result: Annotation,
+    classes: dict[str, int],
+    control: ControlTag,
+    size: tuple[int, int],
+    *,
+    to_name: str | None = None,
+) -> list[str]:
+    """``cls x1 y1 … x4 y4`` for each of the control's rectangles in one annotation, normalised to 0..1."""
+    lines: list[str] = []
+    for rect in read_rectangles(result, control, to_name):
+        cls = class_of(rect, classes, control)
+        if cls is not None:
+            lines.append(f"{cls} {fmt(normalised(rect.corners(size), size).ravel())}")
+    return lines
+
+
+def rotated_ious(rows: list[np.ndarray], result: Results, keep: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from ultralytics.utils.metrics import batch_probiou
+    from ultralytics.utils.ops import xyxyxyxy2xywhr
+
+    corners = np.array([r[1:9].reshape(4, 2) * np.asarray(size, np.float64) for r in rows]).reshape(-1, 4, 2)
+    truth = xyxyxyxy2xywhr(corners) if len(corners) else np.zeros((0, 5))
+    found = values(result, "obb", "xywhr")[keep] if len(keep) else np.zeros((0, 5))
+    return batch_probiou(torch.tensor(truth).float(), torch.tensor(found).float()).numpy()

@@ -1,0 +1,71 @@
+"""Which model fills which control, at what threshold: the label config read into a plan.
+
+Each served control on an ``<Image>`` gets the kind that fills it (:func:`.kinds.kind_of`; the table is in
+:mod:`.kinds`), the model for that kind (``model_path`` on the control, else the configured one) and
+its score threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labelzoo.errors import LabelConfigError
+from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
+from labelzoo.settings import Settings
+from labelzoo.thresholds import score_threshold
+
+from .kind import Kind
+from .kinds import CONTROL_TAGS, kind_of
+from .options import YoloOptions
+
+#: the backend's default score threshold (labelzoo.thresholds): Ultralytics' own default confidence
+DEFAULT_THRESHOLD = 0.25
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """One control to fill: its object, the kind of model, the model's name and the threshold."""
+
+    control: ControlTag
+    obj: ObjectTag
+    kind: Kind
+    model_name: str  # model_path from the config, or the default for the kind
+    custom: bool  # True when model_path came from the label config
+    threshold: float  # model_score_threshold, else MODEL_SCORE_THRESHOLD, else DEFAULT_THRESHOLD
+
+    @property
+    def where(self) -> str:
+        return f"<{self.control.tag} name={self.control.name!r}>"
+
+    @property
+    def candidate_floor(self) -> float:
+        """Predictions are asked down to a quarter of the threshold: the near misses give an empty task its score."""
+        return self.threshold / 4
+
+
+def plan_controls(config: LabelConfig, options: YoloOptions, settings: Settings) -> list[ControlPlan]:
+    """Every served control of the config, in document order, minus those with ``model_skip="true"``."""
+    plans = (plan_control(control, obj, options, settings) for control, obj in config.pairs(CONTROL_TAGS, "Image"))
+    return [plan for plan in plans if plan is not None]
+
+
+def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, settings: Settings) -> ControlPlan | None:
+    """The plan for one control (None with ``model_skip``); a LabelConfigError says what to fix."""
+    if control.model_skip:
+        return None
+    kind = kind_of(control)
+    custom_path = control.model_path
+    if custom_path and not settings.allow_custom_model_path:
+        raise LabelConfigError(
+            f'<{control.tag} name="{control.name}"> has model_path="{custom_path}", but custom model paths '
+            "are off: set ALLOW_CUSTOM_MODEL_PATH=true on the backend, or remove model_path to use "
+            f"{options.models[kind.name]}"
+        )
+    return ControlPlan(
+        control=control,
+        obj=obj,
+        kind=kind,
+        model_name=custom_path or options.models[kind.name],
+        custom=bool(custom_path),
+        threshold=score_threshold(control, DEFAULT_THRESHOLD, settings),
+    )

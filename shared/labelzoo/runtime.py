@@ -84,11 +84,17 @@ class Runtime:
         return self.prediction.ready
 
     def health(self) -> dict[str, Any]:
-        return {
-            "status": "UP",
+        """``status`` is ``UP`` while the model loads and once it is ready (Label Studio's Connect works
+        meanwhile), ``FAILED`` with the ``reason`` once loading has failed: the server then answers non-200."""
+        model = self.prediction.model_health()
+        body = {
+            "status": "FAILED" if model["state"] == "failed" else "UP",
             "model_class": self.spec.cls.__name__,
             "backend": self.spec.name,
             "ready": self.ready,
-            "model": self.prediction.model_health(),
+            "model": model,
             "label_studio": self.label_studio,
         }
+        if model["state"] == "failed":
+            body["reason"] = f"the model failed to load: {model['error']}"
+        return body

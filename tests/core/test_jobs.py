@@ -335,9 +335,13 @@ def test_start_training_pulls_the_annotations_from_label_studio(tmp_path: Path, 
             "start_training",
         )
         assert "pulled 3 annotations from Label Studio" in Path(job["log_path"]).read_text()
+        versions_before = service.current_version("12")
 
         ls.fail_next["/api/projects/12/export"] = [403]
         service.handle_event(created(4, 12, "dog"))
         job = wait_job(service, service.handle_event(start_training())["job"])
-        assert job["status"] == "succeeded" and job["examples"] == 3  # trained on what the store has
+        # a "Start Training" whose export failed trains nothing and says why (the fidelity issue, item 8)
+        assert job["status"] == "failed" and "could not pull the project's annotations" in job["message"], job
+        assert "403" in job["error"] and job["version"] is None
         assert "could not pull annotations from Label Studio" in Path(job["log_path"]).read_text()
+        assert service.current_version("12") == versions_before

@@ -34,6 +34,22 @@ def setup_body(extra_params: object = None) -> dict:
     }
 
 
+def test_health_and_setup_tell_the_truth_when_the_model_cannot_load(make_client):
+    client = make_client(wait=False, KEYWORD_LOAD_ERROR="no such weights file: /models/missing.pt")
+    deadline = time.monotonic() + 10
+    while client.get("/health").get_json()["model"]["state"] == "loading" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    response = client.get("/health")
+    body = response.get_json()
+    assert response.status_code == 503 and body["status"] == "FAILED", body  # Connect Model and HEALTHCHECK see it
+    assert "no such weights file: /models/missing.pt" in body["reason"]
+    assert client.get("/").status_code == 503 and client.get("/ready").status_code == 503
+    setup = client.post("/setup", json=setup_body()).get_json()
+    assert "failed to load" in setup["warnings"][0] and "missing.pt" in setup["warnings"][0]
+    assert all("failed to load" in entry["labels"] for entry in setup["labels"])
+    assert not any("still loading" in str(entry) for entry in setup["labels"])
+
+
 def test_health_answers_while_the_model_loads(make_client):
     client = make_client(wait=False, KEYWORD_LOAD_SECONDS="3")
     started = time.perf_counter()
@@ -83,6 +99,25 @@ def test_interactive_request_returns_a_dict_with_result_first(make_client):
     assert isinstance(results[0], dict) and isinstance(results[0]["result"], list)
     failing = client.post("/predict", json=predict_body("FAIL", context={"result": []}))
     assert failing.status_code == 422 and "cannot classify" in failing.get_json()["message"]
+
+
+CREDENTIALS_ONLY = {"project_credentials_login": None, "project_credentials_password": None}
+
+
+@pytest.mark.parametrize("context", [None, {}, CREDENTIALS_ONLY])
+def test_a_batch_whose_context_holds_no_prompt_is_a_batch(make_client, context):
+    """Label Studio 1.23 sends ``params.context`` as ``{}`` (or only its credentials) with ordinary batches."""
+    client = make_client()
+    response = client.post("/predict", json=predict_body("positive", "negative", "FAIL", context=context))
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["result"][0]["value"]["choices"] for r in results[:2]] == [["Positive"], ["Negative"]]
+    assert "result" not in results[2]  # a batch: the failing task costs only itself, no 422
+
+
+def test_a_prompt_with_several_tasks_is_refused(make_client):
+    response = make_client().post("/predict", json=predict_body("a", "b", context={"result": []}))
+    assert response.status_code == 400 and "must hold one task" in response.get_json()["message"]
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,10 @@ class PredictionService:
         base = self.models.base
         for a in self.assignments(config):
             entry: dict[str, Any] = {"control": a.control.name, "tag": a.control.tag, "object": a.obj.name}
-            if self.models.base_state.state != "ready":
+            state = self.models.base_state
+            if state.state == "failed":
+                entry["labels"] = f"the model failed to load: {state.error}"
+            elif state.state != "ready":
                 entry["labels"] = "model still loading"
             else:
                 model_labels = base.model_labels(a.control, a.obj)
@@ -127,10 +130,13 @@ class PredictionService:
                 raise BadRequest("extra_params.model_version must be a version string or null")
             self.versions.pin(req.project, pinned or None)
         self.params.save(req.project, req.extra_params)
+        warnings = list(config.warnings)
+        if self.models.base_state.state == "failed":
+            warnings.insert(0, f"the model failed to load and predicts nothing: {self.models.base_state.error}")
         return {
             "model_version": self.versions.current_version(req.project),
             "labels": report,
-            "warnings": list(config.warnings),
+            "warnings": warnings,
         }
 
     def context(

@@ -85,13 +85,17 @@ def create_app(runtime: Runtime) -> Flask:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error(500, "internal_error", f"{type(exc).__name__}: {exc} (details in the backend's log)")
 
+    def _health() -> tuple[Response, int]:
+        state = runtime.health()
+        return jsonify(state), 200 if state["status"] == "UP" else 503  # a failed load shows in Connect Model
+
     @app.get("/")
-    def index() -> Response:
-        return jsonify(runtime.health())
+    def index() -> tuple[Response, int]:
+        return _health()
 
     @app.get("/health")
-    def health() -> Response:
-        return jsonify(runtime.health())
+    def health() -> tuple[Response, int]:
+        return _health()
 
     @app.get("/ready")
     def ready() -> tuple[Response, int]:

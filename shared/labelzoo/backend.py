@@ -220,6 +220,14 @@ class Backend(ABC):
     def base_version(self) -> str:
         """A short, stable name for the base model, e.g. ``"yolo11n"``: the version of untrained projects."""
 
+    def notices(self) -> Sequence[str]:
+        """What a user must know about the loaded model, e.g. that it predicts nothing until trained.
+
+        Called once the model is loaded; the server logs each notice, shows them in ``/health`` (``model.notices``)
+        and puts them in ``/setup``'s ``warnings``, which Label Studio shows when the backend is connected.
+        """
+        return ()
+
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         """The class names the model can emit for this control, for the label mismatch report.
 

@@ -86,6 +86,21 @@ def test_a_blank_pipeline_predicts_nothing_and_has_no_labels_to_report(tmp_path:
     assert prediction.result == [] and prediction.score is None and prediction.error is None
 
 
+def test_a_blank_pipeline_says_it_predicts_nothing_until_trained(tmp_path: Path, pretrained: Path, caplog) -> None:
+    from labelzoo.testing import backend_client
+
+    env = {"MODEL_DIR": str(tmp_path / "models"), "MEDIA_CACHE_DIR": str(tmp_path / "cache")}
+    with caplog.at_level("WARNING"), backend_client(SPACY, env) as client:
+        health = client.get("/health").get_json()
+        setup = client.post("/setup", json={"project": 1, "schema": MAPPED}).get_json()
+    (notice,) = health["model"]["notices"]
+    assert "spacy-blank-en" in notice and "predicts nothing until" in notice and "SPACY_MODEL" in notice
+    assert setup["warnings"][0] == notice  # Label Studio shows /setup's warnings when connecting
+    assert any(notice in r.getMessage() for r in caplog.records)
+    with backend_client(SPACY, {**env, "SPACY_MODEL": str(pretrained)}) as client:
+        assert client.get("/health").get_json()["model"]["notices"] == []
+
+
 def test_model_labels_map_to_config_labels_and_unmapped_ones_are_never_emitted(
     tmp_path: Path, pretrained: Path
 ) -> None:

@@ -27,6 +27,7 @@ class LoadState:
     state: str = "loading"  # loading | ready | failed
     error: str | None = None
     seconds: float | None = None
+    notices: tuple[str, ...] = ()  # Backend.notices() of the loaded model
 
 
 class _Slot:
@@ -39,11 +40,14 @@ class _Slot:
         started = time.perf_counter()
         try:
             self.instance.load()
+            notices = tuple(self.instance.notices())
         except Exception as exc:  # the error is reported by /health and by every predict
             log.exception("loading %s failed", type(self.instance).__name__)
             self.status = LoadState("failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
         else:
-            self.status = LoadState("ready", None, time.perf_counter() - started)
+            for notice in notices:
+                log.warning("%s", notice)
+            self.status = LoadState("ready", None, time.perf_counter() - started, notices)
         finally:
             self.done.set()
 

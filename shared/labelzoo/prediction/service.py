@@ -78,6 +78,7 @@ class PredictionService:
             "load_seconds": None if state.seconds is None else round(state.seconds, 3),
             "base_version": self.models.base.base_version(),
             "loaded_versions": self.models.loaded_versions(),
+            "notices": list(state.notices),
         }
 
     # label config ----------------------------------------------------------------------------
@@ -131,8 +132,10 @@ class PredictionService:
             self.versions.pin(req.project, pinned or None)
         self.params.save(req.project, req.extra_params)
         warnings = list(config.warnings)
-        if self.models.base_state.state == "failed":
-            warnings.insert(0, f"the model failed to load and predicts nothing: {self.models.base_state.error}")
+        state = self.models.base_state
+        if state.state == "failed":
+            warnings.insert(0, f"the model failed to load and predicts nothing: {state.error}")
+        warnings[:0] = state.notices
         return {
             "model_version": self.versions.current_version(req.project),
             "labels": report,

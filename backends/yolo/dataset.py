@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import yaml
@@ -98,11 +98,19 @@ def box_line(cls: int, corners: np.ndarray, size: tuple[int, int]) -> str | None
     return f"{cls} {fmt([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])}"
 
 
-def class_of(region: ReadRegion, classes: dict[str, int], control: ControlTag) -> int | None:
-    """The region's class index; with dynamic labels (``value="$labels"``) a new label becomes a new class."""
-    if region.label is not None and control.dynamic_labels:
-        classes.setdefault(region.label, len(classes))
-    return classes.get(region.label) if region.label is not None else None
+R = TypeVar("R", bound=ReadRegion)
+
+
+def with_classes(regions: Iterable[R], classes: dict[str, int], control: ControlTag) -> Iterator[tuple[int, R]]:
+    """``(class index, region)`` for the regions whose label is a class of the dataset; with dynamic labels
+    (``value="$labels"``) a new label becomes a new class."""
+    for region in regions:
+        if region.label is None:
+            continue
+        if control.dynamic_labels:
+            classes.setdefault(region.label, len(classes))
+        if region.label in classes:
+            yield classes[region.label], region
 
 
 # --- the images, the split and the files ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
 from labelzoo.metrics import box_iou
 from labelzoo.results import read_rectangles, rectangle
 
-from ..dataset import Annotation, Dataset, Names, box_line, class_of
+from ..dataset import Annotation, Dataset, Names, box_line, with_classes
 from ..evaluate import Compare
 from ..kind import Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, values
@@ -73,9 +73,8 @@ def box_lines(
 ) -> list[str]:
     """``cls cx cy w h`` for each of the control's rectangles in one annotation, normalised to 0..1."""
     lines: list[str] = []
-    for rect in read_rectangles(result, control, to_name):
-        cls = class_of(rect, classes, control)
-        line = box_line(cls, rect.corners(size), size) if cls is not None else None
+    for cls, rect in with_classes(read_rectangles(result, control, to_name), classes, control):
+        line = box_line(cls, rect.corners(size), size)
         if line:
             lines.append(line)
     return lines

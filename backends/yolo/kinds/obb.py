@@ -16,7 +16,7 @@ import torch
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
 from labelzoo.results import read_rectangles, rotated_rectangle
 
-from ..dataset import Annotation, Dataset, Names, class_of, fmt, normalised
+from ..dataset import Annotation, Dataset, Names, fmt, normalised, with_classes
 from ..evaluate import Compare
 from ..kind import Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, values
@@ -84,10 +84,8 @@ def corner_lines(
 ) -> list[str]:
     """``cls x1 y1 … x4 y4`` for each of the control's rectangles in one annotation, normalised to 0..1."""
     lines: list[str] = []
-    for rect in read_rectangles(result, control, to_name):
-        cls = class_of(rect, classes, control)
-        if cls is not None:
-            lines.append(f"{cls} {fmt(normalised(rect.corners(size), size).ravel())}")
+    for cls, rect in with_classes(read_rectangles(result, control, to_name), classes, control):
+        lines.append(f"{cls} {fmt(normalised(rect.corners(size), size).ravel())}")
     return lines
 
 

@@ -19,7 +19,7 @@ from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
 from labelzoo.metrics import mask_iou
 from labelzoo.results import brush, mask_to_polygons, polygon, read_brushes, read_polygons
 
-from ..dataset import Annotation, Dataset, Names, class_of, fmt, normalised
+from ..dataset import Annotation, Dataset, Names, fmt, normalised, with_classes
 from ..evaluate import Compare
 from ..kind import Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, numpy
@@ -149,9 +149,8 @@ def polygon_lines(
 ) -> list[str]:
     """``cls x1 y1 x2 y2 ...`` for each of the control's polygons in one annotation, as drawn."""
     lines: list[str] = []
-    for shape in read_polygons(result, control, to_name):
-        cls = class_of(shape, classes, control)
-        if cls is not None and len(shape.points) >= 3:
+    for cls, shape in with_classes(read_polygons(result, control, to_name), classes, control):
+        if len(shape.points) >= 3:
             lines.append(f"{cls} {fmt(np.clip(shape.points / 100.0, 0.0, 1.0).ravel())}")
     return lines
 
@@ -166,11 +165,9 @@ def brush_lines(
 ) -> list[str]:
     """One ``cls x1 y1 x2 y2 ...`` line for each blob of each of the control's brush masks in one annotation."""
     lines: list[str] = []
-    for stroke in read_brushes(result, control, to_name, image_size=size):
-        cls = class_of(stroke, classes, control)
-        if cls is not None:
-            for points in mask_to_polygons(stroke.resized(size), min_area_px=MIN_CONTOUR_AREA):
-                lines.append(f"{cls} {fmt(normalised(points, size).ravel())}")
+    for cls, stroke in with_classes(read_brushes(result, control, to_name, image_size=size), classes, control):
+        for points in mask_to_polygons(stroke.resized(size), min_area_px=MIN_CONTOUR_AREA):
+            lines.append(f"{cls} {fmt(normalised(points, size).ravel())}")
     return lines
 
 

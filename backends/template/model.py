@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from labelzoo import Backend, FitResult, Prediction, Target
-from labelzoo.labelconfig import ControlTag, ObjectTag, build_label_map
+from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, ObjectTag, build_label_map
 from labelzoo.learning import decide, split_held_out
 from labelzoo.results import choices, read_choices
 from labelzoo.taskdata import text_of
@@ -57,6 +57,7 @@ class TextClassifier(Backend):
     batch_size = 512
     description = "TF-IDF + logistic regression text classifier that learns from annotations (template)"
     default_score_threshold = 0.0  # a control's model_score_threshold or MODEL_SCORE_THRESHOLD hides unsure choices
+    control_attributes = THRESHOLD_ATTRIBUTES
 
     classifiers: dict[str, Pipeline]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from labelzoo import Backend, PredictContext, Prediction, Target, Task, TaskError
 from labelzoo.audio import ffmpeg_program, open_stream
 from labelzoo.batch import PredictionBatch
-from labelzoo.labelconfig import ControlTag, ObjectTag
+from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, ObjectTag
 
 from .labeling import AUDIO_TAGS, plan, results_for, speech_label
 from .options import DEVICE_TYPES, OPTIONS, WhisperOptions, model_name
@@ -29,6 +29,7 @@ class WhisperBackend(Backend):
     options = OPTIONS
     device_types = DEVICE_TYPES
     default_score_threshold = 0.0  # an unsure transcript is still faster to correct than to type
+    control_attributes = (*THRESHOLD_ATTRIBUTES, "model_granularity")
 
     transcriber: Transcriber
 

@@ -46,6 +46,7 @@ class Kind(ABC):
     served_by: ClassVar[tuple[str, ...]]  # the Ultralytics tasks whose models' results it reads
     metric: ClassVar[str]  # the held-out metric that decides promotion (higher is better)
     train_arguments: ClassVar[Mapping[str, Any]] = {}  # Ultralytics train() arguments of its own
+    attributes: ClassVar[tuple[str, ...]] = ()  # control attributes of its own, besides the plan's (.plans)
 
     def __repr__(self) -> str:
         return f"<YOLO kind {self.name}>"
@@ -119,6 +120,7 @@ class InstanceKind(Kind):
     """A kind that finds instances: label files, and mAP50 / mAP50-95 of the instances matched by IoU."""
 
     metric = "mAP50-95"
+    attributes: ClassVar[tuple[str, ...]] = ("model_iou",)  # the NMS overlap: only instances are suppressed
     result_attribute: ClassVar[str] = "boxes"  # where a result holds the instances: boxes, or obb
     metric_suffix: ClassVar[str]  # Ultralytics' validation metrics are named mAP50(B), mAP50(M), mAP50(P)…
     class_agnostic: ClassVar[bool] = False  # True: instances match whatever their class (pose)

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,10 @@ from labelzoo.learning import decide
 from labelzoo.settings import Settings
 
 from .kind import Converter
-from .kinds import CONTROL_TAGS, DETECT, KINDS
+from .kinds import CONTROL_TAGS, DETECT, KINDS, kind_of
 from .options import OPTIONS, YoloOptions
 from .outputs import ControlOutput, task_score
-from .plans import DEFAULT_THRESHOLD, ControlPlan, plan_control, plan_controls
+from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, ControlPlan, plan_control, plan_controls
 from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path, shared_model
 
 if TYPE_CHECKING:
@@ -45,6 +45,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("labelzoo.yolo")
 
 MANIFEST = "yolo.json"  # in a trained version's folder: which control uses which weights
+
+
+@dataclass
+class ModelRun:
+    """One forward pass per image chunk: a model at one NMS overlap, and the controls that read its results."""
+
+    model: YoloModel
+    iou: float | None
+    controls: list[tuple[ControlPlan, Converter]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class Yolo(Backend):
     options = OPTIONS
     default_score_threshold = DEFAULT_THRESHOLD
     device_types = DEVICE_TYPES
+    control_attributes = tuple(dict.fromkeys(PLAN_ATTRIBUTES + tuple(a for kind in KINDS for a in kind.attributes)))
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         super().__init__(settings, weights)
@@ -114,6 +124,17 @@ class Yolo(Backend):
             return None
         return plan.kind.model_labels(control, self.model_for(plan))
 
+    @classmethod
+    def ignored_attribute(cls, control: ControlTag, name: str) -> str | None:
+        if name == "model_tracker":
+            return "tracking follows objects through a video (VideoRectangle); this backend labels images"
+        kind = kind_of(control)
+        if name in PLAN_ATTRIBUTES or name in kind.attributes:
+            return None
+        if name in cls.control_attributes:
+            return f"it applies to other controls than <{control.tag}> ({kind.name} models)"
+        return super().ignored_attribute(control, name)
+
     def _warn_once(self, key: tuple[str, str], message: str) -> None:
         with self._warn_lock:
             if key in self._warned:
@@ -131,11 +152,11 @@ class Yolo(Backend):
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         plans = plan_controls(ctx.config, self.yolo, self.settings)
         try:
-            runs: dict[str, dict[int, tuple[YoloModel, list[tuple[ControlPlan, Converter]]]]] = {}
+            runs: dict[str, dict[tuple[int, float | None], ModelRun]] = {}
             for plan in plans:
                 model = self.model_for(plan)
                 per_object = runs.setdefault(plan.obj.name, {})
-                per_object.setdefault(id(model), (model, []))[1].append(
+                per_object.setdefault((id(model), plan.iou), ModelRun(model, plan.iou)).controls.append(
                     (plan, self._converter(plan, model, ctx.config))
                 )
         except LabelzooError as exc:  # a model that cannot load fails every task with the reason, quickly
@@ -155,7 +176,7 @@ class Yolo(Backend):
         tasks: Sequence[Task],
         ctx: PredictContext,
         obj: ObjectTag,
-        models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
+        models: list[ModelRun],
         outputs: list[list[ControlOutput] | LabelzooError],
     ) -> None:
         """Run every model that reads ``obj`` over the tasks' images, ``YOLO_BATCH`` at a time, while the next
@@ -174,31 +195,33 @@ class Yolo(Backend):
     def _predict_chunk(
         self,
         chunk: list[tuple[int, np.ndarray]],
-        models: list[tuple[YoloModel, list[tuple[ControlPlan, Converter]]]],
+        models: list[ModelRun],
         outputs: list[list[ControlOutput] | LabelzooError],
     ) -> None:
-        """One forward pass of each model over the chunk's BGR images; their regions go to the tasks' outputs."""
+        """One forward pass of each model run over the chunk's BGR images; their regions go to the tasks' outputs."""
         arrays = [image for _, image in chunk]
-        for model, controls in models:
-            floor = min(plan.candidate_floor for plan, _ in controls)
-            results = model.predict(arrays, conf=floor, options=self.yolo)
+        for run in models:
+            floor = min(plan.candidate_floor for plan, _ in run.controls)
+            results = run.model.predict(arrays, conf=floor, options=self.yolo, iou=run.iou)
             for (i, _), result in zip(chunk, results, strict=True):
                 found = outputs[i]
                 if isinstance(found, list):  # else it failed on another image
-                    found.extend(converter(result) for _, converter in controls)
+                    found.extend(converter(result) for _, converter in run.controls)
 
     # fit -------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
         """Fine-tune each control's model on its annotations; keep the new weights unless they score clearly worse."""
         from .training import TrainingCancelled
 
-        plans = plan_controls(data.config, self.yolo, self.settings)
+        planned = plan_controls(data.config, self.yolo, self.settings)
+        plans = [plan for plan in planned if plan.trainable]
         manifest: dict[str, dict[str, Any]] = {}
         for name, trained in self.trained.items():  # controls not retrained keep their weights
             shutil.copyfile(self.weights / trained.file, ctx.output_dir / trained.file)  # type: ignore[operator]
             manifest[name] = {"kind": trained.kind, "file": trained.file, "metrics": trained.metrics}
         metrics: dict[str, float] = {}
-        summary: list[str] = []
+        summary = [f"{plan.control.name}: not trained (model_trainable=\"false\")" for plan in planned
+                   if not plan.trainable]  # fmt: skip
         improved = False
         with tempfile.TemporaryDirectory(prefix="labelzoo-yolo-") as tmp:
             for number, plan in enumerate(plans):

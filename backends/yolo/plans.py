@@ -1,8 +1,13 @@
 """Which model fills which control, at what threshold: the label config read into a plan.
 
 Each served control on an ``<Image>`` gets the kind that fills it (:func:`.kinds.kind_of`; the table is in
-:mod:`.kinds`), the model for that kind (``model_path`` on the control, else the configured one) and
-its score threshold.
+:mod:`.kinds`), the model for that kind (``model_path`` on the control, else the configured one), its score
+threshold, the NMS overlap (``model_iou``) and whether training touches it (``model_trainable``).
+
+Upstream's ``model_conf`` is Ultralytics' ``conf``: detections below it are dropped before NMS. Since NMS
+keeps a box unless a more confident one overlaps it, dropping the boxes below a threshold before NMS or
+after it leaves the same boxes, so ``model_conf`` acts as the control's threshold; with
+``model_score_threshold`` as well, the higher of the two holds.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
+from labelzoo.labelconfig.attributes import THRESHOLD_ATTRIBUTES
 from labelzoo.settings import Settings
 from labelzoo.thresholds import score_threshold
 
@@ -20,6 +26,8 @@ from .options import YoloOptions
 
 #: the backend's default score threshold (labelzoo.thresholds): Ultralytics' own default confidence
 DEFAULT_THRESHOLD = 0.25
+#: the control attributes every kind reads (the kinds add their own: :attr:`.kind.Kind.attributes`)
+PLAN_ATTRIBUTES = (*THRESHOLD_ATTRIBUTES, "model_conf", "model_path", "model_trainable")
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,9 @@ class ControlPlan:
     kind: Kind
     model_name: str  # model_path from the config, or the default for the kind
     custom: bool  # True when model_path came from the label config
-    threshold: float  # model_score_threshold, else MODEL_SCORE_THRESHOLD, else DEFAULT_THRESHOLD
+    threshold: float  # model_score_threshold and model_conf (the higher), else MODEL_SCORE_THRESHOLD, else default
+    iou: float | None  # model_iou: the NMS overlap above which the less confident instance goes; None = Ultralytics'
+    trainable: bool  # model_trainable: False leaves the control's model as it is when the project trains
 
     @property
     def where(self) -> str:
@@ -67,5 +77,26 @@ def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, sett
         kind=kind,
         model_name=custom_path or options.models[kind.name],
         custom=bool(custom_path),
-        threshold=score_threshold(control, DEFAULT_THRESHOLD, settings),
+        threshold=plan_threshold(control, settings),
+        iou=unit_attr(control, "model_iou"),
+        trainable=control.bool_attr("model_trainable", True),
     )
+
+
+def plan_threshold(control: ControlTag, settings: Settings) -> float:
+    """The control's score threshold with upstream's ``model_conf`` (see the module docstring)."""
+    conf = unit_attr(control, "model_conf")
+    if conf is None:
+        return score_threshold(control, DEFAULT_THRESHOLD, settings)
+    if control.score_threshold is None:
+        return conf
+    return max(conf, score_threshold(control, DEFAULT_THRESHOLD, settings))
+
+
+def unit_attr(control: ControlTag, name: str) -> float | None:
+    """Attribute ``name`` as a number in 0..1, None when absent; a LabelConfigError names a bad value."""
+    value = control.float_attr(name)
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise LabelConfigError(f'<{control.tag} name="{control.name}"> has {name}="{control.attr(name)}"; '
+                               "use a value in 0..1")
+    return value

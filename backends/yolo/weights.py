@@ -125,9 +125,14 @@ class YoloModel:
             return list(COCO_KEYPOINTS)
         return [str(i) for i in range(count)]
 
-    def predict(self, images: list[np.ndarray], *, conf: float, options: YoloOptions) -> list[Results]:
-        """Results for BGR arrays, one forward pass for the whole list (the caller sizes the chunks)."""
+    def predict(
+        self, images: list[np.ndarray], *, conf: float, options: YoloOptions, iou: float | None = None
+    ) -> list[Results]:
+        """Results for BGR arrays, one forward pass for the whole list (the caller sizes the chunks);
+        ``iou`` is the NMS overlap (None: Ultralytics' default)."""
         extra: dict[str, Any] = {"imgsz": options.imgsz} if options.imgsz else {}
+        if iou is not None:
+            extra["iou"] = iou
         if options.half:
             extra["quantize"] = 16  # fp16 (Ultralytics 8.4 replaced half=True with quantize)
         with self._lock:

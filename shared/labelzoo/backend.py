@@ -203,6 +203,9 @@ class Backend(ABC):
     default_score_threshold: ClassVar[float | None] = None
     #: the torch device types the backend runs on (:mod:`labelzoo.devices`); () when it uses no torch device
     device_types: ClassVar[tuple[str, ...]] = ()
+    #: the ``model_*`` attributes of a control that the backend reads (``model_skip`` is the core's); any other
+    #: on a control it fills is named in ``/setup``'s warnings (:meth:`ignored_attribute`)
+    control_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         self.settings = settings
@@ -227,6 +230,15 @@ class Backend(ABC):
         and puts them in ``/setup``'s ``warnings``, which Label Studio shows when the backend is connected.
         """
         return ()
+
+    @classmethod
+    def ignored_attribute(cls, control: ControlTag, name: str) -> str | None:
+        """Why attribute ``name`` (lowercase, ``model_*`` or ``score_threshold``) changes nothing on ``control``,
+        or None when the backend honours it. Override to refuse a listed attribute on some controls, with a
+        reason the user can act on (:mod:`labelzoo.labelconfig.attributes`)."""
+        if name in cls.control_attributes:
+            return None
+        return f"this backend does not read it (it reads {', '.join(cls.control_attributes) or 'no model_* attribute'})"
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         """The class names the model can emit for this control, for the label mismatch report.

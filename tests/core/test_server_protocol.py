@@ -266,3 +266,28 @@ def test_setup_reports_label_mismatches_and_logs_them_once_per_config(make_clien
     assert entry["unmapped_model_labels"] == ["neutral"]
     warnings = [r.getMessage() for r in caplog.records if "neutral" in r.getMessage()]
     assert len(warnings) == 1 and "sentiment" in warnings[0]
+
+
+def test_setup_names_every_model_attribute_the_backend_does_not_read(make_client, caplog):
+    client = make_client()
+    body = setup_body()
+    body["schema"] = CONFIG.replace('toName="text"', 'toName="text" model_skip="false" model_conf="0.4" Model_Foo="x"')
+    with caplog.at_level(logging.WARNING, logger="labelzoo.prediction"):
+        warnings = client.post("/setup", json=body).get_json()["warnings"]
+        client.post("/setup", json=body)
+    ignored = [w for w in warnings if "changes nothing" in w]
+    assert [w.split(" has ")[1].split("=")[0] for w in ignored] == ["model_conf", "model_foo"]  # not model_skip
+    assert ignored[0].startswith('<Choices name="sentiment"> has model_conf="0.4"')
+    assert "does not read it" in ignored[0]
+    assert sum("changes nothing" in r.getMessage() for r in caplog.records) == 2  # logged once per config
+
+
+def test_attributes_a_backend_declares_are_not_warned_about() -> None:
+    from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, parse_label_config
+    from labelzoo.labelconfig.attributes import attribute_warnings
+
+    config = parse_label_config(CONFIG.replace('toName="text"', 'toName="text" score_threshold="0.2" model_x="1"'))
+    control = config.controls["sentiment"]
+    reads = lambda c, name: None if name in THRESHOLD_ATTRIBUTES else "no"  # noqa: E731
+    (warning,) = attribute_warnings(control, reads)
+    assert warning == '<Choices name="sentiment"> has model_x="1", which changes nothing: no'

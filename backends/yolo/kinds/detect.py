@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 class Detect(InstanceKind):
     name = "detect"
+    attributes = ("model_iou", "model_obb")
     tags = ("RectangleLabels",)
     controls_doc = "`RectangleLabels`"
     default_model = "yolo11n.pt"

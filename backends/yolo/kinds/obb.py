@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 class Obb(InstanceKind):
     name = "obb"
+    attributes = ("model_iou", "model_obb")
     tags = ("RectangleLabels",)
     controls_doc = '`RectangleLabels model_obb="true"`'
     default_model = "yolo11n-obb.pt"

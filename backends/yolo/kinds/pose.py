@@ -39,6 +39,7 @@ ORPHAN_CLASS = "object"  # the class of an instance whose keypoints have no rect
 
 class Pose(InstanceKind):
     name = "pose"
+    attributes = ("model_iou", "model_point_threshold", "model_point_size", "model_add_bboxes")
     tags = ("KeyPointLabels",)
     controls_doc = "`KeyPointLabels`"
     default_model = "yolo11n-pose.pt"

@@ -1,6 +1,7 @@
 """Label Studio label configs: parse the XML into typed tags, map model labels onto them, and group the controls
 of each object by the part they play."""
 
+from labelzoo.labelconfig.attributes import THRESHOLD_ATTRIBUTES
 from labelzoo.labelconfig.mapping import LabelMap, TrainingNames, build_label_map, label_or_first, training_names
 from labelzoo.labelconfig.objects import ObjectControls, object_controls
 from labelzoo.labelconfig.parser import MAX_LABEL_CONFIG_BYTES, parse_label_config, parse_label_config_cached
@@ -8,6 +9,7 @@ from labelzoo.labelconfig.tags import ControlTag, LabelConfig, LabelTag, ObjectT
 
 __all__ = [
     "MAX_LABEL_CONFIG_BYTES",
+    "THRESHOLD_ATTRIBUTES",
     "ControlTag",
     "LabelConfig",
     "LabelMap",

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from labelzoo.backend import Backend, PredictContext
 from labelzoo.errors import BadRequest, LabelConfigError, TaskError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map, parse_label_config_cached
+from labelzoo.labelconfig.attributes import attribute_warnings
 from labelzoo.media import MediaResolver
 from labelzoo.prediction.deadline import Handoffs, predict_in_time
 from labelzoo.prediction.models import ModelPool
@@ -65,6 +66,7 @@ class PredictionService:
         self.handoffs = handoffs
         # Label Studio calls /setup on every Data Manager load: report each config's mismatches once
         self._mismatches_logged: set[tuple[str, str]] = set()
+        self._attributes_logged: set[tuple[str, str]] = set()
 
     @property
     def ready(self) -> bool:
@@ -121,6 +123,19 @@ class PredictionService:
             report.append(entry)
         return report
 
+    def attribute_warnings(self, config: LabelConfig) -> list[str]:
+        """The model attributes of the filled controls that the backend does not honour, each logged once."""
+        warnings = []
+        for a in self.assignments(config):
+            found = attribute_warnings(a.control, self.backend_cls.ignored_attribute)
+            seen = (config.fingerprint, a.control.name)
+            if found and seen not in self._attributes_logged:
+                self._attributes_logged.add(seen)
+                for warning in found:
+                    log.warning("%s", warning)
+            warnings.extend(found)
+        return warnings
+
     # protocol --------------------------------------------------------------------------------
     def setup(self, req: SetupRequest) -> dict[str, Any]:
         config = parse_label_config_cached(req.label_config)
@@ -131,7 +146,7 @@ class PredictionService:
                 raise BadRequest("extra_params.model_version must be a version string or null")
             self.versions.pin(req.project, pinned or None)
         self.params.save(req.project, req.extra_params)
-        warnings = list(config.warnings)
+        warnings = list(config.warnings) + self.attribute_warnings(config)
         state = self.models.base_state
         if state.state == "failed":
             warnings.insert(0, f"the model failed to load and predicts nothing: {state.error}")

@@ -11,6 +11,8 @@ clicks go through ``backend.predict``: media lookup, content hash, decoder, RLE 
     chosen mask on a ready embedding): what the serving path adds to the model's own work;
 (b) clicks alternating between two images, with labelzoo's cache vs a one-image cache, which is what
     upstream's predictor keeps (every switch re-runs the encoder).
+(c) agreement: clicks on both images whose served mask equals, pixel for pixel, the best of the three
+    masks ``SamPredictor`` answers on the same weights.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from segment_anything import sam_model_registry
+from segment_anything import SamPredictor, sam_model_registry
 
 from labelzoo import PredictContext, Settings, Task
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
 from labelzoo.registry import load_backend
+from labelzoo.results import rle_to_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SAM_FOLDER = REPO / "backends" / "sam"
@@ -93,6 +96,28 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+CLICK_POINTS = ((45.0, 35.0), (20.0, 70.0), (80.0, 50.0), (50.0, 90.0))  # percent of width, height
+
+
+def agreement(backend: object, images: list[Path], config: object) -> tuple[int, int]:
+    """Clicks whose served mask equals ``SamPredictor``'s best mask, of all clicks on ``images``."""
+    predictor = SamPredictor(backend.segmenter.sam)  # type: ignore[attr-defined]
+    agreeing = total = 0
+    for i, path in enumerate(images):
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        height, width = pixels.shape[:2]
+        predictor.set_image(pixels)
+        for x, y in CLICK_POINTS:
+            ctx = click_context(backend.settings, config, x, y)  # type: ignore[attr-defined]
+            (prediction,) = backend.predict([Task(id=i, data={"image": str(path)})], ctx)  # type: ignore[attr-defined]
+            served = rle_to_mask(prediction.result[0]["value"]["rle"], width, height)
+            point = np.array([[x / 100 * width, y / 100 * height]])
+            masks, scores, _ = predictor.predict(point, np.array([1]), multimask_output=True)
+            agreeing += bool(np.array_equal(served, masks[int(np.argmax(scores))]))
+            total += 1
+    return agreeing, total
+
+
 def main() -> None:
     torch.manual_seed(0)
     sam_model_registry[BENCH_TYPE] = build_small_encoder_sam
@@ -151,6 +176,8 @@ def main() -> None:
         print(f"       labelzoo cache (both images kept):              {ms(shared)}")
         print(f"       one-image cache, as upstream ({one_image.cache.stats().misses} encoder passes): {ms(single)}")
         print(f"       speedup: {paired(single, shared):.1f}x (vit_b's encoder pass: 12-16 s on 2 CPU cores)")
+        agreeing, total = agreement(ours, images, config)
+        print(f"   (c) agreement: {agreeing}/{total} clicks served exactly SamPredictor's best mask")
     del sam_model_registry[BENCH_TYPE]
 
 

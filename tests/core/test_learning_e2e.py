@@ -1,11 +1,13 @@
 """The template backend learns through the whole machinery, served by two gunicorn workers:
-annotation webhooks → store → background job → promoted version → every worker predicts with it."""
+annotation webhooks → store → background job → promoted version → every worker predicts with it, and what
+they serve is exactly what the trained scikit-learn pipeline says when called directly."""
 
 from __future__ import annotations
 
 import random
 import time
 
+import joblib
 import requests
 
 from tests.conftest import TEMPLATE_BACKEND
@@ -47,7 +49,7 @@ def wait_for_promotion(url: str, timeout: float = 120) -> dict:
     raise TimeoutError(f"no training job finished: {jobs}")
 
 
-def test_annotations_by_webhook_train_a_version_both_workers_serve(serve):
+def test_annotations_by_webhook_train_a_version_both_workers_serve(serve, tmp_path):
     rng = random.Random(1)
     server = serve(TEMPLATE_BACKEND, workers=2, TRAIN_AFTER_ANNOTATIONS="30")
     setup = {"project": "3.1761987600", "schema": CONFIG, "extra_params": None}
@@ -85,5 +87,12 @@ def test_annotations_by_webhook_train_a_version_both_workers_serve(serve):
     correct = sum(p == want for p, (_, want) in zip(picked, held_out, strict=True))
     assert correct >= 18, (picked, held_out)
     assert all(0.5 < item["score"] <= 1 for item in after["results"])
+    (saved,) = (tmp_path / "models").rglob("classifiers.joblib")  # the promoted version's, as fit() saved it
+    classifier = joblib.load(saved)["sentiment"]
+    direct = classifier.predict_proba([t for t, _ in held_out])
+    classes = direct.argmax(axis=1)
+    assert picked == [str(classifier.classes_[c]) for c in classes]
+    assert [item["score"] for item in after["results"]] == [float(p[c]) for p, c in zip(direct, classes, strict=True)]
+    assert [item["result"][0]["score"] for item in after["results"]] == [item["score"] for item in after["results"]]
     versions = requests.get(server.url + "/versions", params={"project": "3"}, timeout=3).json()["versions"]
     assert [v["version"] for v in versions if v["current"]] == [version]

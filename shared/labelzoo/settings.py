@@ -16,7 +16,7 @@ from typing import Any
 
 from labelzoo.devices import check_device_setting
 from labelzoo.media.settings import MediaSettings
-from labelzoo.options import Option, Options
+from labelzoo.options import Option, OptionError, Options
 from labelzoo.upstream import resolve_aliases
 
 SERVER_OPTIONS = Options(
@@ -40,11 +40,13 @@ SERVER_OPTIONS = Options(
            "backend's default, see Score thresholds below"),
 )
 SECURITY_OPTIONS = Options(
-    Option("BASIC_AUTH_USER", doc="HTTP basic auth on every route but `/health`, `/` and `/webhook` (with "
-           "`BASIC_AUTH_PASS`); set the same in Label Studio's model settings"),
+    Option("BASIC_AUTH_USER", doc="HTTP basic auth on every route but the probes `/`, `/health` and `/ready` (with "
+           "`BASIC_AUTH_PASS`); set the same in Label Studio's model settings. Needs `WEBHOOK_TOKEN` unless "
+           "`TRAIN_AFTER_ANNOTATIONS=0` (start-up says so)"),
     Option("BASIC_AUTH_PASS", doc="the basic-auth password"),
-    Option("WEBHOOK_TOKEN", doc="when set, `/webhook` needs this token in an `X-Webhook-Token` header (add it to "
-           "the webhook in **Settings → Webhooks**) or basic-auth credentials"),
+    Option("WEBHOOK_TOKEN", doc="`/webhook` needs this token in an `X-Webhook-Token` header (add it to the "
+           "backend's webhook in **Settings → Webhooks**) or basic-auth credentials; Label Studio's annotation "
+           "webhooks send no credentials of their own"),
 )
 TRAINING_OPTIONS = Options(
     Option("TRAIN_AFTER_ANNOTATIONS", int, 10, low=0,
@@ -99,10 +101,10 @@ class Settings:
     model_dir: Path = Path("data/models")  # MODEL_DIR: versions, the SQLite store, job logs
     log_level: str = "INFO"  # LOG_LEVEL
     basic_auth_user: str | None = None  # BASIC_AUTH_USER
-    basic_auth_pass: str | None = None  # BASIC_AUTH_PASS
-    webhook_token: str | None = None  # WEBHOOK_TOKEN: shared secret header for /webhook when basic auth is on
+    basic_auth_pass: str | None = field(default=None, repr=False)  # BASIC_AUTH_PASS
+    webhook_token: str | None = field(default=None, repr=False)  # WEBHOOK_TOKEN: shared secret header for /webhook
     train_after_annotations: int = 10  # TRAIN_AFTER_ANNOTATIONS: auto-train after N new annotations (0: off)
-    redis_url: str | None = None  # REDIS_URL: send training jobs to an RQ queue instead of in-process
+    redis_url: str | None = field(default=None, repr=False)  # REDIS_URL (may hold a password): jobs go to RQ
     version_pins: Mapping[str, str] = field(default_factory=dict)  # MODEL_VERSION_PIN
     model_score_threshold: float | None = None  # MODEL_SCORE_THRESHOLD; None: each backend's default
     model_root: Path | None = None  # MODEL_ROOT: where relative model paths are looked up
@@ -117,7 +119,7 @@ class Settings:
     bulk_retries: int = 5  # BULK_RETRIES: retries of a Label Studio call after a 429, a 5xx or a lost connection
     bulk_parallel: int = 2  # BULK_PARALLEL: chunks a bulk job handles at once per process (I/O overlaps predicting)
     media: MediaSettings = field(default_factory=MediaSettings)
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # every variable, secrets included
     #: label-studio-ml-backend settings found in the environment: read as aliases, or not used (logged at start)
     upstream_notes: tuple[str, ...] = ()
 
@@ -153,7 +155,28 @@ class Settings:
             env=env,
             upstream_notes=tuple(upstream_notes),
         )
-        return replace(settings, **overrides) if overrides else settings
+        settings = replace(settings, **overrides) if overrides else settings
+        settings.check_auth()
+        return settings
+
+    def check_auth(self) -> None:
+        """An OptionError for an authentication set-up that would leave a route open by accident.
+
+        Label Studio's annotation webhooks carry no credentials unless the user adds a header to the webhook
+        (``docs/protocol.md``), so with basic auth on, online learning needs ``WEBHOOK_TOKEN``; without it,
+        ``/webhook`` would have to be either open to anyone or silently refuse every annotation.
+        """
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            given, missing = ("BASIC_AUTH_USER", "BASIC_AUTH_PASS") if self.basic_auth_user else (
+                "BASIC_AUTH_PASS", "BASIC_AUTH_USER")
+            raise OptionError(f"{given} is set but {missing} is not: basic auth needs both (or neither, for no auth)")
+        if self.basic_auth_enabled and not self.webhook_token and self.train_after_annotations > 0:
+            raise OptionError(
+                "basic auth is on (BASIC_AUTH_USER/PASS) but WEBHOOK_TOKEN is not set, and Label Studio's annotation "
+                "webhooks carry no credentials: set WEBHOOK_TOKEN=<a long random secret> and add the header "
+                "X-Webhook-Token: <that secret> to the backend's webhook in Label Studio (project Settings → "
+                "Webhooks), or set TRAIN_AFTER_ANNOTATIONS=0 to train only on Start Training, which sends basic auth"
+            )
 
     @property
     def basic_auth_enabled(self) -> bool:

@@ -59,6 +59,9 @@ CASES = [
     ("/webhook", {"action": "ANNOTATION_CREATED", "project": "seven"}, 400, ["project"]),
     ("/train", "{not json", 400, ["not valid JSON"]),
     ("/train", "[]", 400, ["JSON object"]),
+    *[(route, body, 400, ["deeper than 64 levels"]) for route in ("/setup", "/predict", "/webhook", "/train", "/bulk")
+      for body in ("[" * 10_000 + "]" * 10_000, '{"a":' * 100 + "1" + "}" * 100)],
+    ("/setup", b"\xff\xfe\x00\xd8", 400, ["not valid JSON"]),
 ]
 
 
@@ -67,7 +70,7 @@ CASES = [
 )
 def test_bad_input_gets_a_clear_4xx_json_error(make_client, route, body, status, words):
     client = make_client()
-    if isinstance(body, str):
+    if isinstance(body, str | bytes):
         response = client.post(route, data=body, content_type="application/json")
     else:
         response = client.post(route, json=body)
@@ -79,6 +82,12 @@ def test_bad_input_gets_a_clear_4xx_json_error(make_client, route, body, status,
     assert "Traceback" not in payload["message"]
     assert client.get("/health").get_json()["status"] == "UP"
     assert client.post("/predict", json=predict_body("positive")).status_code == 200
+
+
+def test_nesting_up_to_the_limit_is_served(make_client):
+    body = predict_body("positive")
+    body["tasks"][0]["data"]["meta"] = json.loads("[" * 60 + "]" * 60)  # 64 levels with the body's own
+    assert make_client().post("/predict", json=body).status_code == 200
 
 
 @pytest.mark.parametrize(

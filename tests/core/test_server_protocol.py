@@ -215,9 +215,10 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def test_basic_auth_guards_every_route_but_health_and_webhook(make_client):
-    client = make_client(BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="secret")
-    assert client.get("/health").status_code == 200
+def test_basic_auth_guards_every_route_but_the_probes(make_client):
+    client = make_client(BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="secret", TRAIN_AFTER_ANNOTATIONS="0")
+    for probe in ("/", "/health", "/ready"):  # an orchestrator's probe sends no credentials
+        assert client.get(probe).status_code == 200
     denied = client.post("/setup", json=setup_body())
     assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
     assert denied.get_json()["error"] == "unauthorized"
@@ -226,10 +227,34 @@ def test_basic_auth_guards_every_route_but_health_and_webhook(make_client):
     for path in ("/versions", "/jobs", "/metrics"):
         assert client.get(path).status_code == 401
         assert client.get(path, headers=_basic("ls", "secret")).status_code == 200
-    # Label Studio's event webhooks carry no credentials (P9): without WEBHOOK_TOKEN they stay open
-    assert (
-        client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 7}}).status_code == 201
-    )
+    # never open with basic auth on: without WEBHOOK_TOKEN only Start Training (sent with basic auth) gets in
+    body = {"action": "PROJECT_UPDATED", "project": {"id": 7}}
+    assert client.post("/webhook", json=body).status_code == 401
+    assert client.post("/webhook", json=body, headers=_basic("ls", "secret")).status_code == 201
+
+
+def test_start_up_refuses_auth_that_would_leave_webhooks_open_or_deaf():
+    from labelzoo import Settings
+    from labelzoo.options import OptionError
+
+    with pytest.raises(OptionError, match=r"WEBHOOK_TOKEN=.*X-Webhook-Token.*TRAIN_AFTER_ANNOTATIONS=0"):
+        Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "secret"})
+    with pytest.raises(OptionError, match="BASIC_AUTH_USER is set but BASIC_AUTH_PASS is not"):
+        Settings.from_env({"BASIC_AUTH_USER": "ls", "WEBHOOK_TOKEN": "t"})
+    with pytest.raises(OptionError, match="BASIC_AUTH_PASS is set but BASIC_AUTH_USER is not"):
+        Settings.from_env({"BASIC_AUTH_PASS": "secret"})
+
+
+def test_secrets_never_show_in_the_settings_repr():
+    from labelzoo import Settings
+
+    settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "pass-secret",
+                                  "WEBHOOK_TOKEN": "hook-secret", "LABEL_STUDIO_API_KEY": "key-secret",
+                                  "REDIS_URL": "redis://:redis-secret@localhost:6379/0"})
+    shown = repr(settings)
+    assert "Settings(" in shown and "basic_auth_user='ls'" in shown
+    for secret in ("pass-secret", "hook-secret", "key-secret", "redis-secret"):
+        assert secret not in shown, secret
 
 
 def test_webhook_token_protects_webhooks(make_client):
@@ -243,6 +268,13 @@ def test_webhook_token_protects_webhooks(make_client):
     )
     # START_TRAINING comes through Label Studio's ML API, which sends basic auth
     assert client.post("/webhook", json=body, headers=_basic("ls", "secret")).status_code == 201
+
+
+def test_a_webhook_token_without_basic_auth_still_guards_webhooks(make_client):
+    client = make_client(WEBHOOK_TOKEN="hook-token")
+    body = {"action": "PROJECT_UPDATED", "project": {"id": 7}}
+    assert client.post("/webhook", json=body).status_code == 401
+    assert client.post("/webhook", json=body, headers={"X-Webhook-Token": "hook-token"}).status_code == 201
 
 
 def test_controls_marked_model_skip_are_left_alone(make_client):

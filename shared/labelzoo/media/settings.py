@@ -30,7 +30,7 @@ class MediaSettings:
     """How task media is fetched. Each field names the environment variable that sets it."""
 
     label_studio_url: str | None = None  # LABEL_STUDIO_URL, else LABEL_STUDIO_HOST; trailing "/" dropped
-    api_key: str | None = None  # LABEL_STUDIO_API_KEY, else LABEL_STUDIO_ACCESS_TOKEN
+    api_key: str | None = field(default=None, repr=False)  # LABEL_STUDIO_API_KEY, else LABEL_STUDIO_ACCESS_TOKEN
     cache_dir: Path = field(default_factory=_default_cache_dir)  # MEDIA_CACHE_DIR
     cache_max_bytes: int = 2 * GIB  # MEDIA_CACHE_MAX_MB
     max_file_bytes: int = 512 * MIB  # MEDIA_MAX_FILE_MB

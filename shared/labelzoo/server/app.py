@@ -17,10 +17,11 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from labelzoo.errors import BadRequest, LabelzooError, Unauthorized
+from labelzoo.errors import LabelzooError, Unauthorized
 from labelzoo.protocol import PredictRequest, SetupRequest, require_object
 from labelzoo.runtime import Runtime
 from labelzoo.server.auth import is_allowed
+from labelzoo.server.body import parse_json
 from labelzoo.server.metrics import Metrics
 
 log = logging.getLogger("labelzoo.server")
@@ -30,12 +31,7 @@ MAX_BODY_BYTES = 512 * 1024 * 1024  # a 5,000-task /predict with annotations is 
 
 
 def _json_body() -> Any:
-    if not request.data:
-        raise BadRequest("the request body is empty; send JSON")
-    body = request.get_json(silent=True, force=True)
-    if body is None and request.data.strip() != b"null":
-        raise BadRequest("the request body is not valid JSON")
-    return body
+    return parse_json(request.get_data(cache=True))
 
 
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:

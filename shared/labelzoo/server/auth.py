@@ -1,10 +1,12 @@
-"""HTTP basic auth for every route but the health check, and a shared token for webhooks.
+"""HTTP basic auth for every route but the probes (``/``, ``/health``, ``/ready``), and a shared token for webhooks.
 
 Label Studio sends basic-auth credentials on /health, /setup, /predict and START_TRAINING, but never on
 annotation webhooks (P9). So /webhook accepts either the basic-auth credentials or, when
 ``WEBHOOK_TOKEN`` is set, that token in an ``X-Webhook-Token`` header (or as ``Authorization: Bearer``),
-which the user adds to the webhook's headers in Label Studio. With basic auth on and no token set,
-webhooks stay open so that online learning keeps working; the README says how to close them.
+which the user adds to the webhook's headers in Label Studio. With basic auth on, /webhook is never open:
+start-up refuses basic auth without a token while annotations are meant to train
+(:meth:`labelzoo.settings.Settings.check_auth`), and with ``TRAIN_AFTER_ANNOTATIONS=0`` only basic auth
+(Start Training) gets in. Without basic auth every route is open, as the operator chose.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from flask import Request
 
 from labelzoo.settings import Settings
 
-OPEN_ENDPOINTS = frozenset({"health", "index", "static"})
+OPEN_ENDPOINTS = frozenset({"health", "index", "ready", "static"})  # probes: orchestrators send no credentials
 WEBHOOK_ENDPOINT = "webhook"
 TOKEN_HEADER = "X-Webhook-Token"
 
@@ -45,11 +47,11 @@ def is_allowed(request: Request, endpoint: str | None, settings: Settings) -> bo
     if endpoint in OPEN_ENDPOINTS:
         return True
     if endpoint == WEBHOOK_ENDPOINT:
-        if settings.webhook_token:
-            return webhook_token_ok(request, settings) or (
-                settings.basic_auth_enabled and basic_auth_ok(request, settings)
-            )
-        return True
+        if settings.webhook_token and webhook_token_ok(request, settings):
+            return True
+        if settings.basic_auth_enabled:
+            return basic_auth_ok(request, settings)
+        return not settings.webhook_token
     if not settings.basic_auth_enabled:
         return True
     return basic_auth_ok(request, settings)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,20 @@ def test_an_rq_worker_trains_and_the_server_promotes(tmp_path: Path, redis_url: 
     log = Path(job["log_path"]).read_text()
     assert "handed to the RQ queue" in log and "progress 100% step 4/4" in log
     assert {p.name for p in (service.model_dir / "12").iterdir()} == {"jobs", version}
+    assert_stored_as_json(redis_url, job_id)
+
+
+def assert_stored_as_json(redis_url: str, job_id: str) -> None:
+    """The RQ job's call, meta and result in Redis are JSON: nobody who can write there can plant a pickle."""
+    from redis import Redis
+
+    redis = Redis.from_url(redis_url)
+    stored = redis.hgetall(f"rq:job:{job_id}")
+    for field in (b"data", b"meta"):
+        raw = zlib.decompress(stored[field]) if field == b"data" else stored[field]
+        assert json.loads(raw) is not None, (field, raw)
+    results = redis.xrange(f"rq:results:{job_id}")
+    assert results and json.loads(base64.b64decode(results[-1][1][b"return_value"]))["status"] == "succeeded"
 
 
 def test_a_failure_on_the_worker_is_recorded(tmp_path: Path, redis_url: str, services: Any) -> None:

@@ -27,6 +27,7 @@ from redis import Redis
 from rq import Queue, get_current_job
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from labelzoo.bulk.chunks import ChunkReport, run_chunk
 from labelzoo.bulk.lsapi import BulkApi
@@ -57,7 +58,7 @@ class BulkDispatcher:
 
     def __init__(self, redis_url: str) -> None:
         self.redis = Redis.from_url(redis_url)
-        self.queue = Queue(QUEUE_NAME, connection=self.redis)
+        self.queue = Queue(QUEUE_NAME, connection=self.redis, serializer=JSONSerializer)
 
     def submit(self, job: BulkJob, chunks: Sequence[Chunk], spec: Mapping[str, Any]) -> None:
         """Enqueue the chunks that are not in Redis yet (a restarted server finds the others there)."""
@@ -74,7 +75,8 @@ class BulkDispatcher:
             self.queue.enqueue_many(jobs)
 
     def observe(self, job_id: str, seqs: Sequence[int]) -> dict[int, ChunkState]:
-        fetched = Job.fetch_many([rq_job_id(job_id, s) for s in seqs], connection=self.redis)
+        ids = [rq_job_id(job_id, s) for s in seqs]
+        fetched = Job.fetch_many(ids, connection=self.redis, serializer=JSONSerializer)
         states: dict[int, ChunkState] = {}
         for seq, rq_job in zip(seqs, fetched, strict=True):
             if rq_job is None:
@@ -95,7 +97,7 @@ class BulkDispatcher:
     def cancel(self, job_id: str, seqs: Sequence[int]) -> None:
         for seq in seqs:
             try:
-                rq_job = Job.fetch(rq_job_id(job_id, seq), connection=self.redis)
+                rq_job = Job.fetch(rq_job_id(job_id, seq), connection=self.redis, serializer=JSONSerializer)
                 if rq_job.get_status() in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
                     rq_job.cancel()
             except (NoSuchJobError, InvalidJobOperation):

@@ -30,6 +30,7 @@ from redis import Redis
 from rq import Queue, get_current_job
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from labelzoo.rq_worker import worker_settings
 from labelzoo.training.layout import JobPaths
@@ -57,7 +58,7 @@ class RQDispatcher:
 
     def __init__(self, redis_url: str) -> None:
         self.redis = Redis.from_url(redis_url)
-        self.queue = Queue(QUEUE_NAME, connection=self.redis)
+        self.queue = Queue(QUEUE_NAME, connection=self.redis, serializer=JSONSerializer)
 
     def submit(self, job_id: str, project: str, backend_name: str, backend_path: Path) -> None:
         self.queue.enqueue(
@@ -69,7 +70,7 @@ class RQDispatcher:
 
     def observe(self, job_id: str) -> Observation:
         try:
-            job = Job.fetch(job_id, connection=self.redis)
+            job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
         except NoSuchJobError:
             return Observation("done", outcome=_failed("the RQ job is gone from Redis (expired or deleted)"))
         status = job.get_status()
@@ -92,7 +93,7 @@ class RQDispatcher:
     def cancel(self, job_id: str) -> None:
         self.redis.set(CANCEL_KEY.format(job_id), 1, ex=KEEP_RESULTS)
         try:
-            job = Job.fetch(job_id, connection=self.redis)
+            job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
             if job.get_status() in _WAITING:
                 job.cancel()
         except (NoSuchJobError, InvalidJobOperation):

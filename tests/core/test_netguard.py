@@ -1,6 +1,8 @@
-"""check_url_allowed: private addresses refused unless Label Studio's origin or explicitly allowed.
+"""check_url_allowed: private addresses refused unless Label Studio's origin or explicitly allowed, IPv6
+addresses that carry an IPv4 address judged by it, and the checked addresses returned for the connection.
 
-Only literal IPs and "localhost" are used, so no DNS query leaves the machine and nothing connects.
+Only literal IPs, "localhost" and a patched ``socket.getaddrinfo`` are used, so no DNS query leaves the
+machine and nothing connects (connections: test_netguard_pinning.py).
 """
 
 from __future__ import annotations
@@ -106,3 +108,91 @@ def test_unresolvable_host_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(MediaError, match=r"cannot resolve host 'nowhere\.example'"):
         check_url_allowed("http://nowhere.example/a.jpg", label_studio_url=None, allowed_hosts=())
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("2002:7f00:1::", "a 6to4 address carrying 127.0.0.1, a loopback address"),
+        ("2002:a00:1::", "a 6to4 address carrying 10.0.0.1, a private address"),
+        ("64:ff9b::7f00:1", "a NAT64 address carrying 127.0.0.1, a loopback address"),
+        ("64:ff9b::a00:1", "a NAT64 address carrying 10.0.0.1, a private address"),
+        ("64:ff9b::a9fe:a9fe", "a NAT64 address carrying 169.254.169.254, a link-local address"),
+        ("::ffff:127.0.0.1", "an IPv4-mapped address carrying 127.0.0.1, a loopback address"),
+        ("::ffff:0:a00:1", "an IPv4-translated address carrying 10.0.0.1, a private address"),
+        ("::7f00:1", "an IPv4-compatible address carrying 127.0.0.1, a loopback address"),
+        # Teredo: server 10.0.0.1, client 8.8.8.8 (stored inverted as f7f7:f7f7)
+        ("2001:0:a00:1::f7f7:f7f7", "a Teredo address carrying 10.0.0.1, a private address"),
+        # Teredo: server 65.54.227.120, client 192.168.0.1 (3f57:fffe)
+        ("2001:0:4136:e378::3f57:fffe", "a Teredo address carrying 192.168.0.1, a private address"),
+    ],
+)
+def test_ipv6_carrying_a_non_public_ipv4_is_refused(address: str, reason: str) -> None:
+    with pytest.raises(MediaError) as caught:
+        check_url_allowed(f"http://[{address}]/x.jpg", label_studio_url=None, allowed_hosts=())
+    assert f"host {address} is {reason}." in caught.value.message
+    assert caught.value.status == 422
+
+
+def test_local_use_nat64_is_refused_outright() -> None:
+    # Where the IPv4 sits depends on the operator's prefix length: even a public-looking tail is refused.
+    with pytest.raises(MediaError, match=r"local-use NAT64 address \(64:ff9b:1::/48\)"):
+        check_url_allowed("http://[64:ff9b:1::808:808]/x.jpg", label_studio_url=None, allowed_hosts=())
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:808:808::",  # 6to4 of 8.8.8.8 (Python calls 2002::/16 global anyway)
+        "2002:0808:0808::1",
+        "64:ff9b::808:808",  # NAT64 of 8.8.8.8 (Python calls 64:ff9b::/96 reserved)
+        "::ffff:8.8.8.8",
+        "2001:0:4136:e378::f7f7:f7f7",  # Teredo, server 65.54.227.120 and client 8.8.8.8 (Python: private)
+    ],
+)
+def test_ipv6_carrying_a_public_ipv4_is_public(address: str) -> None:
+    assert allowed(f"http://[{address}]/x.jpg")
+
+
+def test_allowing_an_ipv4_network_covers_its_embeddings() -> None:
+    assert allowed("http://[::ffff:10.0.0.1]/x.jpg", "10.0.0.0/8")
+    assert allowed("http://[64:ff9b::a00:1]/x.jpg", "10.0.0.0/8")
+    assert not allowed("http://[2002:7f00:1::]/x.jpg", "10.0.0.0/8")
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        return [
+            (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+            for ip in answers[host]
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_the_checked_addresses_are_returned_once_each_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_resolver(monkeypatch, {"media.example": ["93.184.215.14", "2606:2800:21f:cb07::1", "93.184.215.14"]})
+    addresses = check_url_allowed("https://media.example/a.jpg", label_studio_url=None, allowed_hosts=())
+    assert [str(a) for a in addresses] == ["93.184.215.14", "2606:2800:21f:cb07::1"]
+
+
+def test_an_allowed_name_may_resolve_to_private_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_resolver(monkeypatch, {"minio": ["10.0.0.9"], "ls": ["172.18.0.2"]})
+    assert [
+        str(a) for a in check_url_allowed("http://minio:9000/b/a.jpg", label_studio_url=None, allowed_hosts=("minio",))
+    ] == ["10.0.0.9"]
+    assert [
+        str(a) for a in check_url_allowed("http://ls:8080/data/x", label_studio_url="http://ls:8080", allowed_hosts=())
+    ] == ["172.18.0.2"]
+
+
+def test_refusals_never_show_credentials() -> None:
+    with pytest.raises(MediaError) as caught:
+        check_url_allowed(
+            "http://user:hunter2@10.0.0.1/a.jpg?access_token=abc123&size=2",
+            label_studio_url=None,
+            allowed_hosts=(),
+        )
+    message = caught.value.message
+    assert "hunter2" not in message and "abc123" not in message
+    assert "http://***@10.0.0.1/a.jpg?access_token=***&size=2" in message

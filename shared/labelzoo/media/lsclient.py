@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from labelzoo.media.http import HttpOptions, Transport, UpstreamError, origin_of
+from labelzoo.media.http import HttpOptions, Transport, UpstreamError, origin_of, redact_url
 
 if TYPE_CHECKING:
     from labelzoo.media.settings import MediaSettings
@@ -90,6 +90,7 @@ class LabelStudioClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"LABEL_STUDIO_URL={base_url!r} must be an http:// or https:// URL")
         self.base_url = base
+        self._shown_base = redact_url(base)  # for messages: no user:password@
         self._origin_url = f"{parts.scheme}://{parts.netloc}"
         self._base_path = parts.path  # a sub-path deployment such as "/ls", or ""
         self._origin = origin_of(base)
@@ -201,7 +202,7 @@ class LabelStudioClient:
         url = self.url_for(path_or_url)
         response = self.send(method, url, **kwargs)
         if response.status_code >= 400:
-            message = f"{response.status_code} from {method.upper()} {url}: {self._status_hint(response)}"
+            message = f"{response.status_code} from {method.upper()} {redact_url(url)}: {self._status_hint(response)}"
             response.close()
             raise UpstreamError(message, upstream_status=response.status_code)
         return response
@@ -249,7 +250,7 @@ class LabelStudioClient:
             items = data.get(items_key) if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise UpstreamError(
-                    f"{self.url_for(path_or_url)} did not answer a page with a {items_key!r} list"
+                    f"{redact_url(self.url_for(path_or_url))} did not answer a page with a {items_key!r} list"
                 )
             yield from items
             if len(items) < page_size or ("next" in data and not data["next"]):
@@ -263,7 +264,7 @@ class LabelStudioClient:
             return TokenCheck(
                 False,
                 kind,
-                f"LABEL_STUDIO_API_KEY is not set: media stored in Label Studio ({self.base_url}) cannot be "
+                f"LABEL_STUDIO_API_KEY is not set: media stored in Label Studio ({self._shown_base}) cannot be "
                 "downloaded. Set it to a Personal Access Token (Label Studio → Account & Settings)",
             )
         try:
@@ -272,7 +273,7 @@ class LabelStudioClient:
             return TokenCheck(False, kind, exc.message)
         user = me.get("id") if isinstance(me, dict) else None
         label = "a Personal Access Token" if kind == "pat" else "a legacy token"
-        return TokenCheck(True, kind, f"authenticated to {self.base_url} with {label} (user id {user})")
+        return TokenCheck(True, kind, f"authenticated to {self._shown_base} with {label} (user id {user})")
 
     def close(self) -> None:
         self._transport.close()
@@ -287,7 +288,7 @@ class LabelStudioClient:
             raise UpstreamError(f"{exc.message}. {self._connect_hint()}", code=exc.code) from exc
 
     def _connect_hint(self) -> str:
-        hint = f"Check LABEL_STUDIO_URL ({self.base_url})"
+        hint = f"Check LABEL_STUDIO_URL ({self._shown_base})"
         if self._origin is not None and self._origin[1] in _LOCAL_HOSTS:
             hint += (
                 ": inside a Docker container 'localhost' is the container itself, use an address the "
@@ -336,11 +337,11 @@ class LabelStudioClient:
             if status != 200:
                 if status == 404:
                     message = (
-                        f"LABEL_STUDIO_API_KEY looks like a Personal Access Token but {url} does not exist "
+                        f"LABEL_STUDIO_API_KEY looks like a Personal Access Token but {redact_url(url)} does not exist "
                         "(404): Label Studio older than 1.20 has no PATs, use its legacy access token instead"
                     )
                 else:
-                    message = f"LABEL_STUDIO_API_KEY was rejected by {url} ({status}): {_PAT_HELP}"
+                    message = f"LABEL_STUDIO_API_KEY was rejected by {redact_url(url)} ({status}): {_PAT_HELP}"
                 if status < 500:
                     self._refresh_failure = (time.monotonic() + _REFRESH_FAILURE_TTL, message, status)
                 raise UpstreamError(message, upstream_status=status)
@@ -348,7 +349,7 @@ class LabelStudioClient:
         access = data.get("access") if isinstance(data, dict) else None
         if not isinstance(access, str) or not access:
             raise UpstreamError(
-                f"{url} answered without an 'access' token: is LABEL_STUDIO_URL Label Studio?"
+                f"{redact_url(url)} answered without an 'access' token: is LABEL_STUDIO_URL Label Studio?"
             )
         exp = (jwt_payload(access) or {}).get("exp")
         self._access = access
@@ -362,7 +363,7 @@ def _json_of(response: requests.Response) -> Any:
     except ValueError:
         content_type = response.headers.get("Content-Type", "no content type")
         raise UpstreamError(
-            f"expected JSON from {response.url} but got {content_type}: {_snippet(response)} "
+            f"expected JSON from {redact_url(str(response.url))} but got {content_type}: {_snippet(response)} "
             "(does LABEL_STUDIO_URL point at Label Studio?)"
         ) from None
 

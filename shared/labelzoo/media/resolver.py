@@ -15,10 +15,11 @@ Shapes, in the order they are tried:
 * other local paths (and ``file:`` URLs) must lie inside a local root; anything else is refused.
 
 Downloads stream into :class:`MediaCache` under connect/read timeouts and a size cap, follow at most
-five redirects by hand, and pass every hop through :func:`check_url_allowed` before connecting. A hop on
-Label Studio's origin must be one of its media paths: task data cannot make the backend read Label
-Studio's API with its token. All failures are :class:`MediaError` with a message that names the URL and
-what to change.
+five redirects by hand, and pass every hop through :func:`check_url_allowed` before connecting; each hop
+then connects to exactly the addresses that passed (DNS rebinding gains nothing, see
+:mod:`labelzoo.media.netguard`). A hop on Label Studio's origin must be one of its media paths: task data
+cannot make the backend read Label Studio's API with its token. All failures are :class:`MediaError` with
+a message that names the URL (credentials redacted) and what to change.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import requests
 
 from labelzoo.errors import LabelzooError, MediaError
 from labelzoo.media.cache import MediaCache
-from labelzoo.media.http import HttpOptions, Transport, UpstreamError, connection_reason
+from labelzoo.media.http import HttpOptions, Transport, UpstreamError, connection_reason, redact_url
 from labelzoo.media.lsclient import LabelStudioClient
 from labelzoo.media.netguard import check_url_allowed
 from labelzoo.media.settings import MIB, MediaSettings
@@ -327,16 +328,16 @@ class MediaResolver:
     def _fetch_into(self, url: str, out: BinaryIO) -> None:
         current = url
         for hop in range(MAX_REDIRECTS + 1):
-            check_url_allowed(
+            addresses = check_url_allowed(
                 current, label_studio_url=self._label_studio_url, allowed_hosts=self.settings.allowed_hosts
             )
             # After a redirect the URL may be presigned: its query holds credentials, keep it out of messages.
-            shown = current if hop == 0 else current.split("?", 1)[0]
+            shown = redact_url(current if hop == 0 else current.split("?", 1)[0])
             self._check_label_studio_media(current, shown)
             try:
-                response = self._send("GET", current, stream=True, allow_redirects=False)
+                response = self._send("GET", current, stream=True, allow_redirects=False, addresses=addresses)
             except UpstreamError as exc:
-                raise MediaError(exc.message.replace(current, shown)) from exc
+                raise MediaError(exc.message.replace(redact_url(current), shown)) from exc
             with response:
                 if response.is_redirect:
                     target = urljoin(current, response.headers["Location"])
@@ -353,7 +354,7 @@ class MediaResolver:
                     )
                 self._copy_limited(response, out, shown)
                 return
-        raise MediaError(f"too many redirects (more than {MAX_REDIRECTS}) fetching {url}")
+        raise MediaError(f"too many redirects (more than {MAX_REDIRECTS}) fetching {redact_url(url)}")
 
     def _check_label_studio_media(self, url: str, shown: str) -> None:
         """Refuse Label Studio URLs outside its media: task data must not read its API with our token."""
@@ -474,6 +475,7 @@ def _megabytes(size: int) -> str:
 
 
 def _shown(value: object) -> str:
-    """``repr`` of a value for an error message, shortened: data: URIs can be megabytes long."""
-    text = repr(value)
+    """``repr`` of a value for an error message, credentials redacted and shortened: data: URIs can be
+    megabytes long."""
+    text = repr(redact_url(value) if isinstance(value, str) else value)
     return text if len(text) <= 200 else f"{text[:120]}…({len(text)} characters)"

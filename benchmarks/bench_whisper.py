@@ -1,7 +1,8 @@
 """Whisper: what serving adds to the library's own work, and the real-time factor.
 
 Eight espeak-ng clips of a few seconds go to a real ``labelzoo serve backends/whisper`` (gunicorn, one
-worker) in one ``/predict``: HTTP, media lookup, ffmpeg decoding, language detection, transcription
+worker, no ``PREDICT_DEADLINE``: a slow machine must time the whole batch, not answer part of it) in one
+``/predict``: HTTP, media lookup, ffmpeg decoding, language detection, transcription
 and the Label Studio results. The baseline is ``model.transcribe`` called directly on the same audio,
 already decoded, with the same options (greedy, temperature 0, language detected). Both load the same
 checkpoint: Whisper's tiny-test dimensions (64-wide, 2 layers) with random weights, since no weights
@@ -51,6 +52,7 @@ def start_server(folder: Path, checkpoint: Path) -> tuple[subprocess.Popen, str]
         **os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),  # the same threads as the direct calls
         "WHISPER_MODEL": str(checkpoint), "MEDIA_LOCAL_ROOTS": str(folder), "DEVICE": "cpu",
         "MODEL_DIR": str(folder / "models"), "MEDIA_CACHE_DIR": str(folder / "cache"), "LOG_LEVEL": "WARNING",
+        "PREDICT_DEADLINE": "0",
     }  # fmt: skip
     command = [sys.executable, "-m", "labelzoo.cli", "serve", str(WHISPER_BACKEND), "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip

@@ -49,17 +49,22 @@ class WhisperBackend(Backend):
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         """The tasks are transcribed in order while the next ones' audio downloads and starts decoding; a
-        task that fails (bad URL, bad file, a Whisper error) fails alone, and none is transcribed twice."""
+        task that fails (bad URL, bad file, a Whisper error) fails alone, and none is transcribed twice. Each
+        task is reported finished once its last audio object is done, so a /predict deadline that falls inside
+        the batch still answers the tasks transcribed so far."""
         try:
             decoding = self.transcriber.options.decoding.with_params(ctx.params)
         except TaskError as exc:  # a bad extra_params value: every task fails with the same message
             return [Prediction.failed(exc.message) for _ in tasks]
         batch = PredictionBatch(tasks, ctx.logger, model="Whisper")
-        for audio in plan(ctx.config, self.score_threshold):
+        audios = plan(ctx.config, self.score_threshold)
+        for n, audio in enumerate(audios, 1):
             for i, stream in batch.ready(ctx.media.per_task(tasks, audio.obj, open_stream, lookahead=PREFETCH)):
                 with stream, batch.guard(i):
                     transcript = self.transcriber.transcribe(
                         stream, decoding, text=audio.needs_text, words=audio.needs_words, detect=audio.needs_language
                     )
                     batch.add(i, *results_for(audio, transcript))
+                if n == len(audios):
+                    batch.finish(i)
         return batch.predictions()

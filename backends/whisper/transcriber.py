@@ -93,8 +93,10 @@ class Transcriber:
         return Transcript(segments, detected, probability)
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
-        """The most likely language of the first 30 s and its probability, as ``transcribe`` computes it."""
-        mel = log_mel_spectrogram(audio[:N_SAMPLES], self.model.dims.n_mels, padding=N_SAMPLES)
+        """The most likely language of the first 30 s and its probability, exactly as ``transcribe(audio)``
+        computes it: on the log-mel of the whole of ``audio`` cut to 30 s, not of the first 30 s alone, since
+        the log-mel's floor follows the loudest frame of what it was computed on."""
+        mel = log_mel_spectrogram(audio, self.model.dims.n_mels, padding=N_SAMPLES)
         mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
         _, probs = self.model.detect_language(mel.half() if self.options.fp16 else mel)
         code = max(probs, key=probs.get)

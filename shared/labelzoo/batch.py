@@ -9,6 +9,8 @@ model on its input, the result building. :class:`PredictionBatch` keeps that boo
         for i, audio in batch.ready(ctx.media.per_task(tasks, obj, open_stream)):
             with audio, batch.guard(i):
                 batch.add(i, items_for(audio), score)
+            if obj is objects[-1]:
+                batch.finish(i)  # task i has all its items: the /predict deadline may answer it now
     return batch.predictions()
 
 * :meth:`ready` passes on the values of ``per_task`` for the tasks still standing: an error fails its task,
@@ -16,9 +18,12 @@ model on its input, the result building. :class:`PredictionBatch` keeps that boo
 * :meth:`guard` fails its task alone when the work inside raises: a
   :class:`~labelzoo.errors.LabelzooError` with its message, anything else with a message naming the model
   and the error, its traceback logged;
+* :meth:`finish` says a task is done before the call returns (:mod:`labelzoo.finished`), so a slow backend's
+  batch is answered task by task when a ``/predict`` reaches its deadline; a task that fails is reported at
+  once. Optional: a backend that never calls it is answered batch by batch;
 * :meth:`predictions` gives one :class:`~labelzoo.backend.Prediction` per task, in order: the failed ones
   carry their first error and no result (Label Studio predicts them again later), the others their items
-  and the lowest of their scores (the least sure control speaks for the task).
+  and, by default, the lowest of their scores (the least sure control speaks for the task).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, TypeVar
 
 from labelzoo.backend import Prediction, Task
 from labelzoo.errors import LabelzooError
+from labelzoo.finished import report_finished
 
 T = TypeVar("T")
 
@@ -38,14 +44,17 @@ class PredictionBatch:
     """The result items, scores and first error of each task of one predict call; see the module docstring."""
 
     def __init__(
-        self, tasks: Sequence[Task], logger: logging.Logger | None = None, *, model: str = "the model"
+        self, tasks: Sequence[Task], logger: logging.Logger | None = None, *, model: str = "the model",
+        combine: Callable[[Sequence[float]], float] = min,
     ) -> None:
         self.tasks = tasks
         self.logger = logger or logging.getLogger("labelzoo.backend")
         self.model = model  # how messages call the model: "task 7: Whisper failed (...)"
+        self.combine = combine  # a task's score of its scores
         self._items: list[list[dict[str, Any]]] = [[] for _ in tasks]
         self._scores: list[list[float]] = [[] for _ in tasks]
         self._errors: list[str | None] = [None for _ in tasks]
+        self._finished: set[int] = set()
 
     def add(self, index: int, items: Iterable[dict[str, Any]], score: float | None = None) -> None:
         """Result items of task ``index`` and, unless None, a score they count with; a failed task keeps none."""
@@ -67,6 +76,7 @@ class PredictionBatch:
         else:
             self.logger.error("task %s: %s failed", task.id, self.model, exc_info=error)
             self._errors[index] = f"task {task.id}: {self.model} failed ({type(error).__name__}: {error})"
+        self.finish(index)  # nothing can change a failed task any more
 
     def failed(self, index: int) -> bool:
         return self._errors[index] is not None
@@ -92,10 +102,20 @@ class PredictionBatch:
         except Exception as exc:
             self.fail(index, exc)
 
-    def predictions(self, combine: Callable[[Sequence[float]], float] = min) -> list[Prediction]:
-        """One prediction per task, in task order; ``combine`` makes the task's score of its scores."""
-        return [
-            Prediction.failed(error) if error is not None
-            else Prediction(result=items, score=combine(scores) if scores else None)
-            for items, scores, error in zip(self._items, self._scores, self._errors, strict=True)
-        ]  # fmt: skip
+    def finish(self, index: int) -> None:
+        """Task ``index`` has all its items: report its prediction now (:mod:`labelzoo.finished`), once; after
+        this, :meth:`add` must not give it more."""
+        if index not in self._finished:
+            self._finished.add(index)
+            report_finished(index, self.prediction(index))
+
+    def prediction(self, index: int) -> Prediction:
+        """Task ``index``'s prediction: its first error, or its items and ``combine`` of its scores."""
+        error, scores = self._errors[index], self._scores[index]
+        if error is not None:
+            return Prediction.failed(error)
+        return Prediction(result=list(self._items[index]), score=self.combine(scores) if scores else None)
+
+    def predictions(self) -> list[Prediction]:
+        """One prediction per task, in task order."""
+        return [self.prediction(i) for i in range(len(self.tasks))]

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import whisper
 
-from labelzoo import audio
+from labelzoo import Task, audio
+from labelzoo.finished import listening
 from labelzoo.server.app import create_app
 from tests.backends.whisper_support import (
     PHRASES,
@@ -238,3 +239,22 @@ def test_random_weights_serve_what_the_library_returns(serve_whisper, media: Pat
     served = [(r["value"]["start"], r["value"]["end"], t["value"]["text"][0], r["score"])
               for r, t in zip(regions, texts, strict=True)]  # fmt: skip
     assert served == expected
+
+
+def test_each_task_is_reported_finished_as_soon_as_it_is_transcribed(serve_whisper, media: Path, trained: Path,
+                                                                     monkeypatch) -> None:  # fmt: skip
+    """What lets a /predict deadline inside a batch of 16 answer the clips transcribed so far."""
+    runtime, _ = serve_whisper(trained)
+    backend, ctx = runtime.prediction.context("3", ALL_KINDS)
+    transcribed: list[int] = []
+    transcribe = backend.transcriber.transcribe
+    monkeypatch.setattr(backend.transcriber, "transcribe", lambda *a, **k: transcribed.append(1) or transcribe(*a, **k))
+    names = ["hello.wav", "gone.wav", "fox.wav"]
+    tasks = [Task(id=i, data={"audio": str(media / name)}) for i, name in enumerate(names, 1)]
+    heard: list[tuple[int, int, Any]] = []
+    with listening(lambda index, prediction: heard.append((index, len(transcribed), prediction))):
+        predictions = backend.predict(tasks, ctx)
+    assert [(index, calls) for index, calls, _ in heard] == [(0, 1), (1, 1), (2, 2)]  # not all at the end
+    assert [prediction for *_, prediction in heard] == predictions
+    assert "gone.wav" in (predictions[1].error or "")
+    assert [i["value"] for i in predictions[2].result if i["from_name"] == "transcription"] == [{"text": [PHRASES[1]]}]

@@ -8,6 +8,7 @@ import pytest
 
 from labelzoo import MediaError, Prediction, Task, TaskError
 from labelzoo.batch import PredictionBatch
+from labelzoo.finished import listening
 
 LOG = logging.getLogger("test.batch")
 
@@ -38,7 +39,10 @@ def test_items_and_scores_gather_per_task_and_the_lowest_score_speaks_for_it() -
     assert first == Prediction(result=[item("a"), item("b")], score=0.4)
     assert second == Prediction(result=[item("c")], score=None)
     assert third == Prediction(result=[], score=None)
-    assert batch.predictions(combine=max)[0].score == 0.9
+    highest = PredictionBatch(tasks(1), LOG, combine=max)
+    highest.add(0, [item("a")], 0.9)
+    highest.add(0, [item("b")], 0.4)
+    assert highest.predictions()[0].score == 0.9
 
 
 def test_a_failed_task_keeps_its_first_error_and_no_result(caplog: pytest.LogCaptureFixture) -> None:
@@ -85,3 +89,24 @@ def test_ready_passes_on_values_of_tasks_still_standing_and_closes_the_others() 
     assert [p.error for p in batch.predictions()] == [None, "task 2's audio 'audio': 404", "failed on another object",
                                                       None]  # fmt: skip
     assert list(batch.ready([(2, "a value without close()")])) == []
+
+
+def test_finished_and_failed_tasks_are_reported_once_with_the_prediction_returned_for_them() -> None:
+    heard: list[tuple[int, Prediction]] = []
+    batch = PredictionBatch(tasks(4), LOG)
+    with listening(lambda index, prediction: heard.append((index, prediction))):
+        batch.add(1, [item("b")], 0.7)
+        batch.finish(1)
+        batch.finish(1)  # once only
+        batch.fail(3, TaskError("task 4's audio 'audio': 404"))  # a failed task is final: told at once
+        batch.fail(3, TaskError("a later error"))
+        with batch.guard(2):
+            raise RuntimeError("boom")
+        batch.add(0, [item("a")], 0.2)
+        batch.finish(0)
+    batch.finish(0)  # outside listening() a report goes nowhere
+    predictions = batch.predictions()
+    assert [index for index, _ in heard] == [1, 3, 2, 0]
+    assert all(prediction == predictions[index] for index, prediction in heard)
+    assert predictions[1] == Prediction(result=[item("b")], score=0.7)
+    assert predictions[3] == Prediction.failed("task 4's audio 'audio': 404")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from labelzoo import Backend, PredictContext, Prediction, Settings, Target, Task
+from labelzoo.batch import PredictionBatch
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
 from labelzoo.prediction.predictor import run_backend, to_json
@@ -72,3 +73,38 @@ def test_numpy_values_and_nan_scores_become_plain_json(ctx):
     item = to_json(Prediction(result=result, score=float("nan")), "recorder")
     text = json.dumps(item, allow_nan=False)
     assert json.loads(text) == {"result": [{**result[0], "score": 0.25}], "model_version": "recorder"}
+
+
+class Reporter(Recorder):
+    """Reports each task finished as it goes; a task whose data says ``crash`` raises out of predict()."""
+
+    def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
+        self.chunks.append([t.id for t in tasks])
+        batch = PredictionBatch(tasks)
+        for i, task in enumerate(tasks):
+            if task.data["t"] == "crash":
+                raise RuntimeError("the model crashed")
+            batch.add(i, [], 0.1 * (task.id or 0))
+            batch.finish(i)
+        return batch.predictions()
+
+
+def test_tasks_reported_finished_are_told_by_their_index_in_the_whole_request(ctx):
+    heard: list[tuple[int, float | None]] = []
+    tasks = [Task(id=i, data={"t": "x"}) for i in range(5)]
+    out = run_backend(Reporter(ctx.settings), tasks, ctx, lambda i, p: heard.append((i, p.score)))
+    assert heard == [(i, 0.1 * i) for i in range(5)] == [(i, p.score) for i, p in enumerate(out)]
+    silent: list[int] = []
+    run_backend(Recorder(ctx.settings), tasks, ctx, lambda i, p: silent.append(i))  # told when each call returns
+    assert silent == [0, 1, 2, 3, 4]
+
+
+def test_a_call_that_fails_after_reporting_tasks_retries_only_the_others(ctx):
+    backend = Reporter(ctx.settings)
+    tasks = [Task(id=1, data={"t": "x"}), Task(id=2, data={"t": "crash"}), Task(id=3, data={"t": "x"})]
+    heard: list[int] = []
+    first, crashed, third = run_backend(backend, tasks, ctx, lambda i, p: heard.append(i))
+    assert backend.chunks == [[1, 2, 3], [2], [3]]  # task 1 was done: not predicted twice
+    assert first.score == 0.1 and third.score == pytest.approx(0.3)
+    assert crashed.error == "RuntimeError: the model crashed"
+    assert heard == [0, 1, 2]  # each task told once

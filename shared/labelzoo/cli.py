@@ -19,10 +19,12 @@ SCAFFOLD_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 def _serve(args: argparse.Namespace) -> int:
     from labelzoo.registry import find_folder
     from labelzoo.server.gunicorn_app import serve
+    from labelzoo.store.writable import check_dir
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers),
                                    ("threads", args.threads)) if v is not None}
     settings = Settings.from_env(**overrides)
+    check_dir(settings.model_dir.resolve(), create=True)  # here, not as every gunicorn worker's boot failure
     serve(str(find_folder(args.backend)), settings)
     return 0
 
@@ -76,12 +78,14 @@ def _worker(args: argparse.Namespace) -> int:
     from labelzoo.bulk.rq import QUEUE_NAME as BULK_QUEUE
     from labelzoo.registry import find_folder
     from labelzoo.rq_worker import run_rq_worker
+    from labelzoo.store.writable import check_dir
     from labelzoo.training.rq_queue import QUEUE_NAME as TRAINING_QUEUE
 
     settings = Settings.from_env()
     if not settings.redis_url:
         raise LabelzooError("set REDIS_URL to the Redis server the labelzoo servers queue training and bulk jobs on")
     find_folder(args.backend)  # fail early on a typo; the job names its backend folder itself
+    check_dir(settings.model_dir.resolve(), create=True)  # training writes weights and logs there
     queues = {"training": (TRAINING_QUEUE,), "bulk": (BULK_QUEUE,)}.get(args.queue, (TRAINING_QUEUE, BULK_QUEUE))
     run_rq_worker(settings, queues, burst=args.burst)
     return 0

@@ -73,3 +73,14 @@ class TaskError(LabelzooError):
 
     status = 422
     code = "task_error"
+
+
+class StoreUnavailable(LabelzooError):
+    """``MODEL_DIR`` (the SQLite store, versions, job logs) cannot be written: read-only, full, unreachable.
+
+    A 503, not a 500: nothing is wrong with the request, and it was not stored; it works again once the
+    folder is writable. See :mod:`labelzoo.store.writable` for which errors become this one.
+    """
+
+    status = 503
+    code = "store_unavailable"

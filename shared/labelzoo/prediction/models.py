@@ -2,7 +2,9 @@
 
 The base model is loaded in a background thread at start-up, so ``/health`` answers at once while the
 weights load. A project's trained version is loaded on first use; concurrent requests for the same
-version wait for one load instead of starting several.
+version wait for one load instead of starting several. A failed load is forgotten once reported, so the
+next request tries again; its ``on_failure`` callback (the quarantine check) runs once per failed load,
+before the waiting requests are told.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ class LoadState:
     notices: tuple[str, ...] = ()  # Backend.notices() of the loaded model
 
 
+OnFailure = Callable[[Exception], None]
+
+
 class _Slot:
-    def __init__(self, instance: Backend) -> None:
+    def __init__(self, instance: Backend, on_failure: OnFailure | None = None) -> None:
         self.instance = instance
+        self.on_failure = on_failure
         self.done = threading.Event()
         self.status = LoadState()
 
@@ -44,6 +50,11 @@ class _Slot:
         except Exception as exc:  # the error is reported by /health and by every predict
             log.exception("loading %s failed", type(self.instance).__name__)
             self.status = LoadState("failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+            if self.on_failure is not None:
+                try:
+                    self.on_failure(exc)
+                except Exception:  # the load's own error is what the requests report
+                    log.exception("handling the failed load of %s failed", type(self.instance).__name__)
         else:
             for notice in notices:
                 log.warning("%s", notice)
@@ -77,12 +88,15 @@ class ModelPool:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._base.done.wait(timeout) and self._base.status.state == "ready"
 
-    def get(self, version: str, weights: Path | None, *, wait: float) -> Backend:
-        """The loaded instance for ``version`` (``weights`` None = the base model)."""
+    def get(self, version: str, weights: Path | None, *, wait: float, on_failure: OnFailure | None = None) -> Backend:
+        """The loaded instance for ``version`` (``weights`` None = the base model).
+
+        ``on_failure`` is called with the error if this call starts a load of a trained version that fails.
+        """
         if weights is None:
             slot = self._base
         else:
-            slot = self._slot_for(version, lambda: self.backend_cls(self._settings, weights=weights))
+            slot = self._slot_for(version, lambda: _Slot(self.backend_cls(self._settings, weights=weights), on_failure))
         if not slot.done.wait(wait):
             raise NotReady(f"model {version} is still loading; try again in a few seconds")
         if slot.status.state == "failed":
@@ -92,13 +106,13 @@ class ModelPool:
             raise NotReady(f"model {version} failed to load: {slot.status.error}")
         return slot.instance
 
-    def _slot_for(self, version: str, make: Callable[[], Backend]) -> _Slot:
+    def _slot_for(self, version: str, make: Callable[[], _Slot]) -> _Slot:
         with self._lock:
             slot = self._trained.get(version)
             if slot is not None:
                 self._trained.move_to_end(version)
                 return slot
-            slot = _Slot(make())
+            slot = make()
             self._trained[version] = slot
             while len(self._trained) > self._capacity:
                 evicted, _ = self._trained.popitem(last=False)

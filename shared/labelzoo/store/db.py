@@ -11,7 +11,8 @@ so the rules are:
   connection inherited through ``fork`` must never be used by the child.
 
 WAL needs a local file system (it uses shared memory); see ``labelzoo.training`` for the RQ layout. The
-schema is :data:`labelzoo.store.schema.MIGRATIONS`.
+schema is :data:`labelzoo.store.schema.MIGRATIONS`. Errors that mean ``MODEL_DIR`` cannot be written
+become :class:`~labelzoo.errors.StoreUnavailable` (:mod:`labelzoo.store.writable`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from labelzoo.store.schema import MIGRATIONS
+from labelzoo.store.writable import connect
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -78,9 +80,7 @@ class Database:
         cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
         if cached is not None and cached[0] == os.getpid():
             return cached[1]
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
+        conn = connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         enable_wal(conn)
@@ -97,10 +97,28 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite ends the transaction itself on some errors (a full disk)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+
+    def check_writable(self, lock_wait: float = 0.2) -> None:
+        """Take the write lock and release it: :class:`StoreUnavailable` when the store cannot be written.
+
+        Nothing is written, so this is cheap enough for every ``/health``. A lock held elsewhere for longer
+        than ``lock_wait`` means another process is writing, so the store is writable: that is not waited for.
+        """
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout = {int(lock_wait * 1000)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

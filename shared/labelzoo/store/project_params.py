@@ -17,11 +17,20 @@ class ProjectParams:
         self._db = db
 
     def save(self, project: str, params: dict[str, Any]) -> None:
+        """Store ``params``; no write when they are what is stored already.
+
+        Label Studio repeats ``/setup`` on every Data Manager load: skipping the unchanged write keeps the
+        write lock free, and ``/setup`` answering while ``MODEL_DIR`` is read-only.
+        """
+        text = json.dumps(params, sort_keys=True)
+        row = self._db.conn.execute("SELECT params FROM project_params WHERE project = ?", (project,)).fetchone()
+        if row is not None and row[0] == text:
+            return
         with self._db.write() as conn:
             conn.execute(
                 "INSERT INTO project_params (project, params) VALUES (?, ?) "
                 "ON CONFLICT(project) DO UPDATE SET params = excluded.params",
-                (project, json.dumps(params, sort_keys=True)),
+                (project, text),
             )
 
     def get(self, project: str) -> dict[str, Any]:

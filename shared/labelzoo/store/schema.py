@@ -120,4 +120,18 @@ BULK = """
     CREATE INDEX bulk_claims_job ON bulk_claims (job_id);
     """
 
-MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK)
+#: what a version's folder held when it was promoted, and the versions whose files cannot load
+#: (see :mod:`labelzoo.training.quarantine`)
+QUARANTINE = """
+    ALTER TABLE versions ADD COLUMN files TEXT;   -- JSON {path: [size, sha256]}, NULL for versions promoted before
+    CREATE TABLE quarantine (
+        project TEXT NOT NULL,
+        version TEXT NOT NULL,
+        reason TEXT NOT NULL,                     -- the load error and what is wrong with the files
+        signature TEXT NOT NULL,                  -- the files' names, sizes and times then: a change lifts it
+        created_at REAL NOT NULL,
+        PRIMARY KEY (project, version)
+    )
+    """
+
+MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE)

@@ -5,10 +5,12 @@ gets its own). The thread wakes when this process queues a job and otherwise pol
 second, which is how it picks up jobs queued by other processes. For each job it claims:
 
 1. prepare: pull the project's annotations from Label Studio (START_TRAINING), snapshot the training
-   set, name the candidate version, write the spec file; or end the job ``skipped``;
+   set, name the candidate version, write the spec file; or end the job ``skipped``. The parent is the
+   version the project is served, so a quarantined version is never trained from;
 2. run: in-process mode supervises a child process here (one local training at a time per
    ``MODEL_DIR``); RQ mode hands the job to Redis and returns at once;
-3. finish: promote the staging folder (or delete it) and close the job record.
+3. finish: promote the staging folder with its manifest (each file's size and SHA-256, what a failed load
+   is later checked against), or delete it; close the job record.
 
 It also reaps jobs whose supervising process died, and polls Redis for dispatched RQ jobs.
 """
@@ -34,6 +36,7 @@ from labelzoo.store.procs import process_token, token_alive
 from labelzoo.training.annotations import AnnotationStore
 from labelzoo.training.jobs import JobRecord, JobStore
 from labelzoo.training.labelstudio import fetch_annotations, rename_backends_titled
+from labelzoo.training.manifest import manifest
 from labelzoo.training.supervisor import JobLog, Outcome, Reporter, supervise
 from labelzoo.training.versions import VersionRecord, VersionStore, fingerprint, version_name
 
@@ -203,8 +206,11 @@ class Runner:
         parent = self.current(project)
         parent_record = self.versions.get(project, parent)
         generation = parent_record.generation + 1 if parent_record else 1
-        fp = fingerprint(parent, [(e.annotation_id, e.updated_at) for e in examples])
-        candidate = version_name(self.base(), project, generation, fp)
+        marks = [(e.annotation_id, e.updated_at) for e in examples]
+        candidate = version_name(self.base(), project, generation, fingerprint(parent, marks))
+        while self.versions.get(project, candidate) is not None and self.versions.unservable(project, candidate):
+            # retraining a version whose files broke: the same name is taken, so derive a new one from it
+            candidate = version_name(self.base(), project, generation, fingerprint(candidate, marks))
         if self.versions.get(project, candidate) is not None:
             self._end(job, "skipped", f"version {candidate} was already trained from {parent} on these "
                       "annotations")
@@ -261,7 +267,7 @@ class Runner:
             record = VersionRecord(
                 project=job.project, version=job.candidate, base=self.base(), parent=job.parent_version,
                 generation=job.generation or 1, job_id=job.id, examples=job.examples or 0, metrics=metrics,
-                summary=outcome.summary,
+                summary=outcome.summary, files=manifest(paths.staging),
             )
             promoted = self.versions.promote(
                 paths.staging, record,

@@ -9,6 +9,10 @@ Pins: ``MODEL_VERSION_PIN`` (environment, ``Settings.version_pins``) wins over a
 bad version without touching Label Studio, which re-sends its extra_params on every /setup); an
 unknown version there stops the server at start-up. A pin freezes what is served: training goes on
 from the pinned version, and the versions it produces are listed but not served until unpinned.
+
+Quarantine (:mod:`labelzoo.training.quarantine`): a version whose files cannot load is passed over, pinned
+or not, for its nearest servable ancestor (or the base model); ``/setup`` warns, ``/versions`` marks it,
+and training goes on from the version served.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ from labelzoo.training.annotations import AnnotationStore
 from labelzoo.training.events import parse_event, project_key, records_from_export
 from labelzoo.training.jobs import JobRecord, JobStore
 from labelzoo.training.layout import STAGING_PREFIX
+from labelzoo.training.quarantine import blame_files
 from labelzoo.training.runner import Runner
 from labelzoo.training.supervisor import KILL_AFTER_TERMINATE
-from labelzoo.training.versions import VersionStore
+from labelzoo.training.versions import Resolution, VersionStore
 
 log = logging.getLogger("labelzoo.training")
 
 CANCEL_GRACE_SECONDS = 30.0
+_PIN_SOURCES = {"env": "MODEL_VERSION_PIN", "extra_params": "extra_params.model_version"}
 
 
 class TrainingService:
@@ -192,9 +198,45 @@ class TrainingService:
 
     # versions ----------------------------------------------------------------------------------
     def current_version(self, project: str) -> str:
-        """Pinned (environment, then extra_params), else newest promoted, else the base version."""
+        """Pinned (environment, then extra_params), else newest promoted, else the base version; a
+        quarantined one gives way to its nearest servable ancestor."""
+        return self.resolve(project).version
+
+    def resolve(self, project: str) -> Resolution:
         key = project_key(project)
-        return self._env_pins.get(key) or self.versions_store.current(key, self._base())
+        return self.versions_store.resolve(key, self._base(), self._env_pins.get(key))
+
+    def version_warnings(self, project: str) -> list[str]:
+        """For ``/setup``: the versions passed over because they cannot be served, and why."""
+        key = project_key(project)
+        resolution = self.resolve(key)
+        if not resolution.skipped:
+            return []
+        served = "the base model" if resolution.version == self._base() else f"its ancestor {resolution.version}"
+        source = self._pinned_by(key, resolution.wanted, self.versions_store.pins())
+        pinned = f" (pinned by {_PIN_SOURCES[source]})" if source else ""
+        (first, why), *others = resolution.skipped
+        warnings = [f"model version {first}{pinned} is quarantined: {why.reason}; serving {served} instead"]
+        warnings += [f"its ancestor {version} is quarantined too: {why.reason}" for version, why in others]
+        return warnings
+
+    def load_failed(self, project: str, version: str, error: Exception) -> None:
+        """A trained version failed to load: quarantine it if its files are to blame, else leave it to a retry."""
+        key = project_key(project)
+        record = self.versions_store.get(key, version)
+        if record is None:
+            return
+        folder = self.versions_store.path(key, version)
+        finding = blame_files(error, folder, record.files)
+        if finding is None:
+            log.warning("model version %s failed to load (%s: %s), but not because of its files: not quarantined, "
+                        "the next request loads it again", version, type(error).__name__, error)
+            return
+        cause = f"{type(error).__name__}: {error}"
+        reason = f"{finding} ({cause[:300]})"  # shown in /setup's warnings: torch's messages run long
+        self.versions_store.quarantine.add(key, version, reason, folder)
+        log.error("quarantined model version %s of project %s: %s; project %s is served by %s", version, key,
+                  reason, key, self.current_version(key))
 
     def version_dir(self, project: str, version: str) -> Path | None:
         """The version's weights folder; None for the base version."""
@@ -216,7 +258,7 @@ class TrainingService:
         self.versions_store.set_pin(key, version or None)
 
     def versions(self, project: str | None = None) -> list[dict[str, Any]]:
-        """Trained versions, newest first, then the base version; each marked current and pinned."""
+        """Trained versions, newest first, then the base version; each marked current, pinned, quarantined."""
         key = None if project is None else project_key(project)
         base = self._base()
         db_pins = self.versions_store.pins()
@@ -225,15 +267,17 @@ class TrainingService:
         for record in self.versions_store.list(key):
             if record.project not in current:
                 current[record.project] = self.current_version(record.project)
+            why = self.versions_store.unservable(record.project, record.version)
             out.append({
                 **record.to_json(),
                 "trained": True,
-                "usable": record.base == base,
+                "usable": record.base == base and why is None,
+                "quarantined": None if why is None else why.to_json(),
                 "current": current[record.project] == record.version,
                 "pinned": self._pinned_by(record.project, record.version, db_pins),
             })
         out.append({
-            "version": base, "project": key, "base": base, "trained": False, "usable": True,
+            "version": base, "project": key, "base": base, "trained": False, "usable": True, "quarantined": None,
             "current": key is not None and self.current_version(key) == base,
             "pinned": self._pinned_by(key, base, db_pins) if key else None,
         })

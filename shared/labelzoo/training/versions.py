@@ -13,6 +13,12 @@ Version name format (stable across restarts, the same on every worker)::
 ``fingerprint`` is the first 6 hex digits of the SHA-256 of the parent version and the sorted
 ``(annotation id, updated_at)`` pairs of the training examples. The same annotations trained from the
 same parent therefore always give the same name. An untrained project's version is ``base`` itself.
+When that name is taken by a quarantined version (retraining after its files broke), the fingerprint is
+taken again with the quarantined name in place of the parent, until the name is free.
+
+Which version a project is served (:meth:`VersionStore.resolve`): the pin, else the newest promoted
+version, else ``base``; a quarantined one (:mod:`labelzoo.training.quarantine`) is passed over for its
+nearest servable ancestor, following ``parent``.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labelzoo.errors import LabelzooError
 from labelzoo.store.db import Database, iso
+from labelzoo.training.quarantine import Quarantined, QuarantineStore
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -66,6 +73,7 @@ class VersionRecord:
     metrics: Mapping[str, float] = field(default_factory=dict)
     summary: str = ""
     created_at: float = 0.0
+    files: Mapping[str, Sequence[int | str]] | None = None  # the manifest: path → (size, SHA-256)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> VersionRecord:
@@ -73,6 +81,7 @@ class VersionRecord:
             project=row["project"], version=row["version"], base=row["base"], parent=row["parent"],
             generation=row["generation"], job_id=row["job_id"], examples=row["examples"],
             metrics=json.loads(row["metrics"]), summary=row["summary"], created_at=row["created_at"],
+            files=json.loads(row["files"]) if row["files"] else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,21 +99,35 @@ class VersionRecord:
         }
 
 
-# The pin counts only if it names the base or a version of the same base model (a pin left over from
-# another base model would load weights that do not fit); otherwise the newest promoted version.
+# The environment's pin (:pin) wins. The store's pin counts only if it names the base or a version of the
+# same base model (a pin left over from another base model would load weights that do not fit); otherwise
+# the newest promoted version. The second column says whether that version has a quarantine row.
 _CURRENT = """
-    SELECT COALESCE(
+    WITH chosen (version) AS (SELECT COALESCE(
+        :pin,
         (SELECT p.pin FROM projects p WHERE p.project = :project AND (p.pin = :base OR EXISTS (
             SELECT 1 FROM versions v WHERE v.project = :project AND v.version = p.pin AND v.base = :base))),
         (SELECT version FROM versions WHERE project = :project AND base = :base ORDER BY seqno DESC LIMIT 1),
-        :base)
+        :base))
+    SELECT c.version, q.version IS NOT NULL
+    FROM chosen c LEFT JOIN quarantine q ON q.project = :project AND q.version = c.version
 """
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The version a project is served, the one it would be without quarantines, and those passed over."""
+
+    version: str
+    wanted: str
+    skipped: tuple[tuple[str, Quarantined], ...] = ()  # (version, why), from ``wanted`` up its ancestors
 
 
 class VersionStore:
     def __init__(self, db: Database, model_dir: Path) -> None:
         self.db = db
         self.model_dir = model_dir
+        self.quarantine = QuarantineStore(db)
 
     def project_dir(self, project: str) -> Path:
         return self.model_dir / project
@@ -112,9 +135,32 @@ class VersionStore:
     def path(self, project: str, version: str) -> Path:
         return self.project_dir(project) / version
 
-    def current(self, project: str, base: str) -> str:
-        """Pinned, else newest promoted, else ``base``: one indexed query, no cache that could go stale."""
-        return self.db.conn.execute(_CURRENT, {"project": project, "base": base}).fetchone()[0]
+    def resolve(self, project: str, base: str, pin: str | None = None) -> Resolution:
+        """``pin`` (the environment's), else the store's pin, else newest promoted, else ``base``; a quarantined
+        version gives way to its nearest servable ancestor.
+
+        One indexed query and one ``stat`` when nothing is quarantined; no cache that could go stale.
+        """
+        wanted, flagged = self.db.conn.execute(_CURRENT, {"project": project, "base": base, "pin": pin}).fetchone()
+        version, skipped = wanted, []
+        while version != base:
+            why = self.unservable(project, version, recorded=bool(flagged or skipped))
+            if why is None:
+                break
+            skipped.append((version, why))
+            record = self.get(project, version)
+            version = record.parent if record is not None else base
+        return Resolution(version, wanted, tuple(skipped))
+
+    def unservable(self, project: str, version: str, *, recorded: bool = True) -> Quarantined | None:
+        """Why the trained ``version`` cannot be served (folder missing, or quarantined); None if it can.
+
+        ``recorded=False`` skips the look-up of a quarantine row (the caller knows there is none).
+        """
+        folder = self.path(project, version)
+        if not folder.is_dir():
+            return Quarantined(f"its folder {folder} is missing")
+        return self.quarantine.active(project, version, folder) if recorded else None
 
     def get(self, project: str, version: str) -> VersionRecord | None:
         row = self.db.conn.execute(
@@ -166,10 +212,10 @@ class VersionStore:
                 renamed = True
                 conn.execute(
                     "INSERT INTO versions (project, version, base, parent, generation, job_id, examples, "
-                    "metrics, summary, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "metrics, summary, created_at, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (record.project, record.version, record.base, record.parent, record.generation,
                      record.job_id, record.examples, json.dumps(dict(record.metrics)), record.summary,
-                     time.time()),
+                     time.time(), None if record.files is None else json.dumps(dict(record.files))),
                 )
         except BaseException:
             if renamed and final.exists() and not staging.exists():

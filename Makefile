@@ -13,7 +13,7 @@ PIP := $(BIN)/python -m pip
 PIP_FLAGS := --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps ls-venv test run lint bench up-yolo up-spacy up-whisper up-sam clean
+.PHONY: install system-deps ls-venv test run lint bench loadtest soak up-yolo up-spacy up-whisper up-sam clean
 
 install: $(VENV)/.installed
 
@@ -76,6 +76,13 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# A CPU-bound backend (YOLO, local model) under 16 clients on loopback: cheap-route latency, 503s, worker RSS.
+loadtest: install
+	$(BIN)/python -m benchmarks.load --minutes 2
+
+soak: install
+	$(BIN)/python -m benchmarks.load --minutes 10
 
 # Quickstarts: Label Studio + the backend + a one-shot step that creates a demo project and connects them.
 # Compose reads .env for the files' ${...} defaults only with --env-file (its project folder is compose/):

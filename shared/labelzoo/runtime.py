@@ -23,9 +23,10 @@ from typing import Any
 from labelzoo.bulk.service import BulkService
 from labelzoo.media import MediaResolver, label_studio_client
 from labelzoo.prediction import ModelPool, PredictionService
+from labelzoo.prediction.gate import PredictGate
 from labelzoo.registry import BackendSpec
 from labelzoo.settings import Settings
-from labelzoo.store import ProjectParams, open_store
+from labelzoo.store import ProjectParams, open_writable_store, store_problem
 from labelzoo.training import TrainingService
 
 log = logging.getLogger("labelzoo.runtime")
@@ -37,18 +38,17 @@ class Runtime:
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        model_dir = settings.model_dir.resolve()
-        model_dir.mkdir(parents=True, exist_ok=True)
-        self.db = open_store(model_dir)
+        self.db = open_writable_store(settings.model_dir.resolve())  # a MODEL_DIR that cannot be written stops here
         self.client = label_studio_client(settings.media)
         api_client = self.client if self.client is not None and self.client.has_credentials else None
         self.media = MediaResolver(settings.media, client=self.client)
         self.params = ProjectParams(self.db)
         self.models = ModelPool(spec.cls, settings)
+        self.gate = PredictGate.for_threads(settings.threads, settings.predict_concurrency)
         self.training = TrainingService(settings, spec, base_version=self.models.base.base_version, db=self.db,
                                         client=api_client)
         self.prediction = PredictionService(spec.name, self.models, settings, media=self.media, params=self.params,
-                                            versions=self.training)
+                                            versions=self.training, gate=self.gate)
         self.bulk = BulkService(spec, settings, db=self.db, client=api_client, predictions=self.prediction,
                                 versions=self.training)
         self.prediction.handoffs = self.bulk
@@ -85,16 +85,21 @@ class Runtime:
 
     def health(self) -> dict[str, Any]:
         """``status`` is ``UP`` while the model loads and once it is ready (Label Studio's Connect works
-        meanwhile), ``FAILED`` with the ``reason`` once loading has failed: the server then answers non-200."""
+        meanwhile), ``FAILED`` with the ``reason`` once loading has failed or while ``MODEL_DIR`` cannot be
+        written (webhooks and ``/setup`` then answer 503): the server then answers non-200."""
         model = self.prediction.model_health()
+        store = store_problem(self.db)
+        reasons = [f"the model failed to load: {model['error']}"] if model["state"] == "failed" else []
+        reasons += [store] if store else []
         body = {
-            "status": "FAILED" if model["state"] == "failed" else "UP",
+            "status": "FAILED" if reasons else "UP",
             "model_class": self.spec.cls.__name__,
             "backend": self.spec.name,
             "ready": self.ready,
             "model": model,
+            "store": {"writable": store is None, "error": store},
             "label_studio": self.label_studio,
         }
-        if model["state"] == "failed":
-            body["reason"] = f"the model failed to load: {model['error']}"
+        if reasons:
+            body["reason"] = "; ".join(reasons)
         return body

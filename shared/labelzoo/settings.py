@@ -22,7 +22,11 @@ from labelzoo.upstream import resolve_aliases
 SERVER_OPTIONS = Options(
     Option("PORT", int, 9090, low=1, high=65535, doc="port to listen on"),
     Option("WORKERS", int, 1, low=1, doc="gunicorn worker processes; each loads the model once"),
-    Option("THREADS", int, 8, low=1, doc="threads per worker"),
+    Option("THREADS", int, 8, low=1, doc="threads per worker; at most `THREADS - 2` `/predict` requests are let in "
+           "at once (more get 503 with `Retry-After`), so `/health` and `/setup` always find a thread"),
+    Option("PREDICT_CONCURRENCY", int, 1, low=1,
+           doc="backend calls a worker runs at once (interactive prompts first); a CPU-bound model already uses "
+           "every core, so more only helps a backend that waits on something else (a GPU, a remote API)"),
     Option("LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
            doc="`DEBUG`, `INFO`, `WARNING`, `ERROR`"),
     Option("MODEL_DIR", Path, Path("data/models"),
@@ -98,6 +102,7 @@ class Settings:
     port: int = 9090  # PORT
     workers: int = 1  # WORKERS
     threads: int = 8  # THREADS
+    predict_concurrency: int = 1  # PREDICT_CONCURRENCY: backend calls at once per worker
     model_dir: Path = Path("data/models")  # MODEL_DIR: versions, the SQLite store, job logs
     log_level: str = "INFO"  # LOG_LEVEL
     basic_auth_user: str | None = None  # BASIC_AUTH_USER
@@ -133,6 +138,7 @@ class Settings:
             port=v.port,
             workers=v.workers,
             threads=v.threads,
+            predict_concurrency=v.predict_concurrency,
             model_dir=v.model_dir,
             log_level=v.log_level,
             basic_auth_user=v.basic_auth_user,

@@ -228,7 +228,8 @@ class BulkService:
         assert job.label_config is not None
         backend, ctx = self.predictions.context(job.project, job.label_config, version=job.model_version,
                                             wait=JOB_LOAD_WAIT)
-        return lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(backend, tasks, ctx)]
+        gate = self.predictions.gate  # the process's compute slots, shared with /predict (prompts first)
+        return lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(backend, tasks, ctx, gate=gate)]
 
     def interruption(self, job_id: str) -> Outcome | None:
         """Why a job should stop at this chunk boundary, if it should."""

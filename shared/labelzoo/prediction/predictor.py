@@ -8,57 +8,96 @@ without ``result``: Label Studio skips it (and predicts it again later) while th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from labelzoo import results
 from labelzoo.backend import Backend, PredictContext, Prediction, Task
 from labelzoo.errors import LabelzooError
+from labelzoo.finished import OnFinished, listening
+from labelzoo.prediction.gate import PredictGate
 
 log = logging.getLogger("labelzoo.predict")
 
-def _chunks(tasks: Sequence[Task], size: int) -> Iterator[Sequence[Task]]:
-    for start in range(0, len(tasks), max(1, size)):
-        yield tasks[start : start + size]
+
+def run_backend(
+    backend: Backend, tasks: Sequence[Task], ctx: PredictContext, on_finished: OnFinished | None = None, *,
+    gate: PredictGate | None = None,
+) -> list[Prediction]:
+    """Predict every task, ``backend.batch_size`` per call; a failing call is retried task by task so one bad
+    task costs only itself. With a ``gate``, each call waits for one of the process's compute slots.
+
+    ``on_finished(index, prediction)`` hears of each task (``index`` in ``tasks``) as soon as it is done: when the
+    backend reports it before its call returns (:mod:`labelzoo.finished`), else when the call returns. A call
+    that fails after reporting tasks keeps their predictions and retries only the others.
+    """
+    out: list[Prediction] = []
+    size = max(1, backend.batch_size)
+    for start in range(0, len(tasks), size):
+        with gate.compute(interactive=ctx.interactive) if gate is not None else nullcontext():
+            out.extend(_run_call(backend, tasks[start : start + size], ctx, _from(start, on_finished)))
+    return out
+
+
+def _from(start: int, on_finished: OnFinished | None) -> OnFinished:
+    """``on_finished`` for a call whose tasks are those from index ``start`` on."""
+    if on_finished is None:
+        return _ignore
+    return lambda index, prediction: on_finished(start + index, prediction)
+
+
+def _run_call(backend: Backend, tasks: Sequence[Task], ctx: PredictContext, on_finished: OnFinished
+              ) -> list[Prediction]:  # fmt: skip
+    """One ``backend.predict`` call, each task told to ``on_finished`` once."""
+    reported: dict[int, Prediction] = {}
+
+    def heard(index: int, prediction: Prediction) -> None:
+        if 0 <= index < len(tasks) and index not in reported:
+            reported[index] = prediction
+            on_finished(index, prediction)
+
+    try:
+        with listening(heard):
+            predictions = list(backend.predict(tasks, ctx))
+        if len(predictions) != len(tasks):
+            raise LabelzooError(
+                f"{type(backend).__name__}.predict returned {len(predictions)} predictions for {len(tasks)} tasks"
+            )
+    except Exception as exc:
+        if len(tasks) == 1 and not reported:
+            _log_failure(tasks[0], exc)
+            predictions = [Prediction.failed(describe(exc))]
+        else:
+            log.warning("a batch of %d tasks failed (%s); predicting the %d not done one by one",
+                        len(tasks), describe(exc), len(tasks) - len(reported))
+            predictions = []
+            for i, task in enumerate(tasks):
+                predictions.append(reported[i] if i in reported else _predict_one(backend, task, ctx))
+                heard(i, predictions[-1])
+    for i, prediction in enumerate(predictions):
+        heard(i, prediction)
+    return predictions
+
+
+def _predict_one(backend: Backend, task: Task, ctx: PredictContext) -> Prediction:
+    try:
+        with listening(_ignore):  # its one task is told when the call returns
+            (prediction,) = backend.predict([task], ctx)
+    except Exception as exc:
+        _log_failure(task, exc)
+        prediction = Prediction.failed(describe(exc))
+    return prediction
+
+
+def _ignore(index: int, prediction: Prediction) -> None:
+    """No one listens."""
 
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, LabelzooError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
-
-
-def run_backend(backend: Backend, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
-    """Predict every task; a failing chunk is retried task by task so one bad task costs only itself."""
-    out: list[Prediction] = []
-    for chunk in _chunks(tasks, backend.batch_size):
-        try:
-            predictions = list(backend.predict(chunk, ctx))
-            if len(predictions) != len(chunk):
-                raise LabelzooError(
-                    f"{type(backend).__name__}.predict returned {len(predictions)} predictions for {len(chunk)} tasks"
-                )
-        except Exception as exc:
-            if len(chunk) == 1:
-                _log_failure(chunk[0], exc)
-                predictions = [Prediction.failed(describe(exc))]
-            else:
-                log.warning("a batch of %d tasks failed (%s); predicting them one by one", len(chunk), describe(exc))
-                predictions = run_backend_one_by_one(backend, chunk, ctx)
-        out.extend(predictions)
-    return out
-
-
-def run_backend_one_by_one(backend: Backend, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
-    out = []
-    for task in tasks:
-        try:
-            (prediction,) = backend.predict([task], ctx)
-        except Exception as exc:
-            _log_failure(task, exc)
-            prediction = Prediction.failed(describe(exc))
-        out.append(prediction)
-    return out
 
 
 def _log_failure(task: Task, exc: BaseException) -> None:

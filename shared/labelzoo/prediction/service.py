@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from labelzoo.backend import Backend, PredictContext
-from labelzoo.errors import BadRequest, LabelConfigError, TaskError
+from labelzoo.errors import BadRequest, LabelConfigError, NotReady, TaskError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map, parse_label_config_cached
 from labelzoo.labelconfig.attributes import attribute_warnings
 from labelzoo.media import MediaResolver
 from labelzoo.prediction.deadline import Handoffs, predict_in_time
+from labelzoo.prediction.gate import PredictGate
 from labelzoo.prediction.models import ModelPool
 from labelzoo.prediction.predictor import run_backend, to_json
 from labelzoo.protocol import PredictRequest, SetupRequest
@@ -38,7 +39,12 @@ class VersionSource(Protocol):
 
     def current_version(self, project: str) -> str: ...
 
+    def version_warnings(self, project: str) -> list[str]: ...
+
     def version_dir(self, project: str, version: str) -> Path | None: ...
+
+    def load_failed(self, project: str, version: str, error: Exception) -> None:
+        """A trained version failed to load (quarantined if its files are to blame: then no longer current)."""
 
     def pin(self, project: str, version: str | None) -> None: ...
 
@@ -55,8 +61,10 @@ class PredictionService:
     def __init__(
         self, backend_name: str, models: ModelPool, settings: Settings, *, media: MediaResolver,
         params: ProjectParams, versions: VersionSource, handoffs: Handoffs | None = None,
+        gate: PredictGate | None = None,
     ) -> None:
         self.backend_name = backend_name
+        self.gate = gate  # the process's compute slots (None: calls are not bounded)
         self.backend_cls = models.backend_cls
         self.models = models
         self.settings = settings
@@ -146,7 +154,8 @@ class PredictionService:
                 raise BadRequest("extra_params.model_version must be a version string or null")
             self.versions.pin(req.project, pinned or None)
         self.params.save(req.project, req.extra_params)
-        warnings = list(config.warnings) + self.attribute_warnings(config)
+        warnings = self.versions.version_warnings(req.project) + list(config.warnings)
+        warnings += self.attribute_warnings(config)
         state = self.models.base_state
         if state.state == "failed":
             warnings.insert(0, f"the model failed to load and predicts nothing: {state.error}")
@@ -163,14 +172,18 @@ class PredictionService:
     ) -> tuple[Backend, PredictContext]:
         """The loaded model and the context to predict a project's tasks with.
 
-        ``version`` defaults to the project's current one; without a project (offline runs), the base model.
+        ``version`` defaults to the project's current one (falling back to an ancestor when that one turns out
+        unloadable and is quarantined); without a project (offline runs), the base model.
         """
         config = parse_label_config_cached(label_config)
         self.assignments(config)
-        if version is None:
-            version = self.versions.current_version(project) if project else self.versions.base_version()
-        weights = self.versions.version_dir(project, version) if project else None
-        backend = self.models.get(version, weights, wait=wait)
+        if not project:
+            version = version or self.versions.base_version()
+            backend = self.models.get(version, None, wait=wait)
+        elif version is None:
+            version, backend = self._current_model(project, wait)
+        else:
+            backend = self._model(project, version, wait)
         ctx = PredictContext(
             project=project or "",
             config=config,
@@ -182,13 +195,32 @@ class PredictionService:
         )
         return backend, ctx
 
+    def _model(self, project: str, version: str, wait: float) -> Backend:
+        weights = self.versions.version_dir(project, version)
+        return self.models.get(version, weights, wait=wait,
+                               on_failure=lambda exc: self.versions.load_failed(project, version, exc))
+
+    def _current_model(self, project: str, wait: float) -> tuple[str, Backend]:
+        """The project's current version and its model; a version quarantined by its failed load gives way."""
+        version = self.versions.current_version(project)
+        while True:
+            try:
+                return version, self._model(project, version, wait)
+            except NotReady:
+                fallback = self.versions.current_version(project)
+                if fallback == version:
+                    raise  # still loading, or failed for a reason that may pass: the next request tries again
+                log.warning("project %s: model version %s is quarantined; predicting with %s", project, version,
+                            fallback)
+                version = fallback
+
     def predict(self, req: PredictRequest) -> list[dict[str, Any]]:
         started = time.monotonic()  # PREDICT_DEADLINE counts from here, model loading included
         backend, ctx = self.context(req.project, req.label_config, prompt=req.context)
         if not req.interactive:
             return predict_in_time(self.handoffs, backend, req.tasks, ctx, label_config=req.label_config,
-                                   started=started, limit=self.settings.predict_deadline)
-        items = [to_json(p, ctx.model_version) for p in run_backend(backend, req.tasks, ctx)]
+                                   started=started, limit=self.settings.predict_deadline, gate=self.gate)
+        items = [to_json(p, ctx.model_version) for p in run_backend(backend, req.tasks, ctx, gate=self.gate)]
         if "result" not in items[0]:
             raise TaskError(items[0]["error"])  # the editor shows results[0].result only (P4)
         return items

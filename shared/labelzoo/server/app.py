@@ -18,6 +18,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from labelzoo.errors import LabelzooError, Unauthorized
+from labelzoo.prediction.gate import Busy
 from labelzoo.protocol import PredictRequest, SetupRequest, require_object
 from labelzoo.runtime import Runtime
 from labelzoo.server.auth import is_allowed
@@ -67,9 +68,12 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.errorhandler(LabelzooError)
     def _labelzoo_error(exc: LabelzooError) -> tuple[Response, int]:
-        level = logging.ERROR if exc.status >= 500 else logging.INFO
+        level = logging.ERROR if exc.status >= 500 and not isinstance(exc, Busy) else logging.INFO
         log.log(level, "%s %s → %d: %s", request.method, request.path, exc.status, exc.message)
-        return jsonify(exc.to_json()), exc.status
+        response = jsonify(exc.to_json())
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -105,7 +109,8 @@ def create_app(runtime: Runtime) -> Flask:
     @app.post("/predict")
     def predict() -> Response:
         req = PredictRequest.from_json(_json_body())
-        results = runtime.prediction.predict(req)
+        with runtime.gate.admit():
+            results = runtime.prediction.predict(req)
         deferred = sum("deferred_to" in item for item in results)  # a bulk job posts these through the API
         failed = sum("result" not in item for item in results) - deferred
         metrics.tasks.labels("ok").inc(len(results) - failed - deferred)

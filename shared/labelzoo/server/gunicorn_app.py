@@ -12,6 +12,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from labelzoo.server.memory import limit_malloc_arenas
 from labelzoo.settings import Settings
 
 #: gunicorn's worker timeout must outlast Label Studio's 100 s predict timeout
@@ -57,4 +58,5 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve(backend: str, settings: Settings) -> None:
+    limit_malloc_arenas()  # before any worker is forked or thread started
     GunicornServer(backend, settings).run()

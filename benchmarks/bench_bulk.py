@@ -8,6 +8,9 @@
     project's tasks, then per chunk of 256 read the tasks, predict and post the predictions, two chunks
     at a time (``BULK_PARALLEL``), without a rate limit (``BULK_RATE_LIMIT=0``).
 
+Agreement: after the last run, the predictions the bulk job posted (read back from the fake Label Studio)
+are compared with the plain ``/predict`` answer, task by task: same result, same score.
+
 Both use the same model version: the template trained here on 40 annotated reviews, in one ``MODEL_DIR``.
 Runs alternate, best of 5. The bulk path pays for reading tasks and posting predictions over HTTP that
 (a) leaves to Label Studio, and in exchange has no time limit, resumes, and spreads over RQ workers.
@@ -77,7 +80,7 @@ def free_port() -> int:
 def serve(model_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO", "REDIS", "BASIC_AUTH"))}
-    env.update(MODEL_DIR=str(model_dir), LOG_LEVEL="WARNING")
+    env.update(MODEL_DIR=str(model_dir), LOG_LEVEL="WARNING", PREDICT_DEADLINE="0")  # one answer with every task
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "labelzoo.cli", "serve", str(TEMPLATE), "--host", "127.0.0.1",
                                  "--port", str(port), "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -127,7 +130,7 @@ def start_fake_label_studio() -> tuple[subprocess.Popen[str], str, str]:
     return proc, url, token
 
 
-def plain_predict(url: str, tasks: list[dict[str, Any]], config: str, version: str) -> float:
+def plain_predict(url: str, tasks: list[dict[str, Any]], config: str, version: str) -> tuple[float, list[dict]]:
     body = {"tasks": tasks, "label_config": config, "project": f"{PROJECT}.1718900000",
             "params": {"login": None, "password": None, "context": None}}
     started = time.perf_counter()
@@ -135,7 +138,20 @@ def plain_predict(url: str, tasks: list[dict[str, Any]], config: str, version: s
     seconds = time.perf_counter() - started
     results = answer["results"]
     assert len(results) == len(tasks) and all(r.get("result") and r["model_version"] == version for r in results)
-    return seconds
+    return seconds, results
+
+
+def agreement(ls_url: str, token: str, tasks: list[dict[str, Any]], served: list[dict]) -> int:
+    """Tasks whose bulk-posted prediction has the plain /predict answer's result and score."""
+    posted = requests.get(ls_url + "/api/predictions/", params={"project": PROJECT},
+                          headers={"Authorization": f"Token {token}"}, timeout=60).json()
+    by_task = {p["task"]: p for p in posted}
+
+    def shown(prediction: dict) -> tuple[list[dict], float]:  # region ids are drawn afresh for every prediction
+        return [{k: v for k, v in region.items() if k != "id"} for region in prediction["result"]], prediction["score"]
+
+    return sum(task["id"] in by_task and shown(by_task[task["id"]]) == shown(answer)
+               for task, answer in zip(tasks, served, strict=True))
 
 
 def bulk(runtime: Any, ls_url: str, version: str) -> float:
@@ -172,8 +188,10 @@ def main() -> None:
             bulk(runtime, ls_url, version)  # warm-up: this process loads it
             plain, chunked = [], []
             for _ in range(REPEATS):
-                plain.append(plain_predict(url, tasks, config, version))
+                seconds, served = plain_predict(url, tasks, config, version)
+                plain.append(seconds)
                 chunked.append(bulk(runtime, ls_url, version))
+            agreeing = agreement(ls_url, token, tasks, served)
         finally:
             runtime.close()
             for proc in (server, ls):
@@ -186,6 +204,7 @@ def main() -> None:
     print(f"   (b) bulk job, chunks of 256:     {b:8.0f} tasks/s ({min(chunked):.2f} s, reading and posting "
           "through the API included; no time limit)")
     print(f"   bulk / plain: {b / a:.2f}")
+    print(f"   agreement: {agreeing}/{TASKS} tasks posted by the bulk job exactly as /predict answered them")
 
 
 if __name__ == "__main__":

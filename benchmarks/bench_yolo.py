@@ -1,18 +1,22 @@
 """YOLO: 32 images through the served ``/predict`` vs Ultralytics called directly on the same files.
 
-Both sides use the same weights: ``yolo11n.yaml`` built with random weights and saved as a ``.pt`` (no
-downloads), on the same 32 synthetic 640×480 JPEG files. The server is ``labelzoo serve backends/yolo``
-(gunicorn, one worker) on 127.0.0.1; a served run is one ``POST /predict`` carrying the 32 tasks (local
-file paths) for a ``RectangleLabels`` config, answered with regions and task scores as Label Studio gets
-them. The direct run is ``model.predict(paths, batch=8, conf=...)`` in this process, with the batch size
-and confidence floor the server uses (``YOLO_BATCH=8``; a quarter of the 0.25 threshold). Served and
-direct runs take turns, best of 3, in wall time and in CPU time (the server worker's, read from /proc, vs
-this process's); on a shared machine the CPU ratio is the steadier one.
+Both sides use the same weights: ``yolo11n.yaml`` built with random weights, calibrated on some of the images
+so that it finds boxes that depend on the image (``tests.backends.yolo_support.calibrate``), and saved as a
+``.pt`` (no downloads); the images are 32 synthetic 640×480 JPEG files. The server is ``labelzoo serve
+backends/yolo`` (gunicorn, one worker, no prediction deadline) on 127.0.0.1; a served run is one ``POST
+/predict`` carrying the 32 tasks (local file paths) for a ``RectangleLabels`` config, answered with regions
+and task scores as Label Studio gets them. The direct run is ``model.predict`` in this process over the same
+chunks of 8 files with the confidence floor the server uses (``YOLO_BATCH=8``; a quarter of the 0.25
+threshold). Served and direct runs take turns, best of 3, in wall time and in CPU time (the server worker's,
+read from /proc, vs this process's); on a shared machine the CPU ratio is the steadier one.
 
 (a) served / direct: what HTTP, JSON, media resolution, EXIF-aware decoding and result building add to
     Ultralytics' own batched inference. Target: at most 1.10.
 (b) one image per ``predict`` call, as upstream's example backend does, vs served: what batching and
     overlapping the loading with inference buy.
+(c) agreement: the images whose served regions and task score are exactly what Ultralytics' own ``predict``
+    at the control's threshold gives for the same chunk of files (``yolo_support.differences``, the
+    comparison of ``tests/backends/test_yolo_fidelity.py``).
 """
 
 from __future__ import annotations
@@ -23,30 +27,35 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import requests
+
+if TYPE_CHECKING:
+    from ultralytics import YOLO
 
 REPO = Path(__file__).resolve().parents[1]
 YOLO_FOLDER = REPO / "backends" / "yolo"
 IMAGES = 32
 REPEATS = 3
 BATCH = 8
-CONF = 0.25 / 4  # the served control's threshold is 0.25; the backend asks for candidates down to a quarter
+THRESHOLD = 0.25  # the served control's: the backend's default
+CONF = THRESHOLD / 4  # the backend asks for candidates down to a quarter of the threshold
+CALIBRATION_IMAGES = 8
 CONFIG = """<View><Image name="image" value="$image"/>
   <RectangleLabels name="label" toName="image"><Label value="person"/><Label value="car"/></RectangleLabels>
 </View>"""
 
 
 def make_inputs(root: Path) -> tuple[Path, list[Path]]:
-    """The model file and 32 JPEG files of random shapes on noise."""
+    """The model file, calibrated on the first images, and 32 JPEG files of random shapes on noise."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from PIL import Image, ImageDraw
 
     from tests.backends.yolo_support import build_model
 
-    model = build_model(root / "weights" / "bench-yolo11n.pt", "detect", ["person", "car"])
     rng = np.random.default_rng(0)
     paths = []
     for i in range(IMAGES):
@@ -59,7 +68,24 @@ def make_inputs(root: Path) -> tuple[Path, list[Path]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path, quality=90)
         paths.append(path)
+    model = build_model(root / "weights" / "bench-yolo11n.pt", "detect", ["person", "car"],
+                        calibrate_on=paths[:CALIBRATION_IMAGES], imgsz=640)  # fmt: skip
     return model, paths
+
+
+def chunks(paths: list[Path]) -> list[list[str]]:
+    """The files as the server puts them through the model: ``YOLO_BATCH`` at a time, in task order."""
+    return [[str(p) for p in paths[i : i + BATCH]] for i in range(0, len(paths), BATCH)]
+
+
+def agreement(model: YOLO, paths: list[Path], predictions: list[dict[str, Any]]) -> int:
+    """How many served predictions are exactly what Ultralytics' own ``predict`` at the control's threshold
+    gives for the same chunk of files."""
+    from tests.backends.yolo_support import Control, differences
+
+    control = Control("label", "detect", THRESHOLD)
+    direct = [r for chunk in chunks(paths) for r in model.predict(chunk, conf=THRESHOLD, device="cpu", verbose=False)]
+    return sum(not differences(p, [(control, r)]) for p, r in zip(predictions, direct, strict=True))
 
 
 def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -71,6 +97,7 @@ def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]
         "MODEL_DIR": str(root / "models"), "MODEL_ROOT": str(model.parent), "MEDIA_CACHE_DIR": str(root / "cache"),
         "MEDIA_LOCAL_ROOTS": str(root / "media"), "YOLO_MODEL_DETECT": model.name, "YOLO_BATCH": str(BATCH),
         "YOLO_CONFIG_DIR": str(root / "ultralytics"), "LOG_LEVEL": "WARNING", "DEVICE": "cpu",
+        "PREDICT_DEADLINE": "0",
     }  # fmt: skip
     log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
@@ -117,14 +144,16 @@ def main() -> None:
             body = {"tasks": [{"id": i, "data": {"image": str(p)}} for i, p in enumerate(paths)], "project": "1",
                     "label_config": CONFIG}
 
-            def served() -> None:
+            def served() -> list[dict[str, Any]]:
                 response = requests.post(f"{url}/predict", json=body, timeout=300)
                 response.raise_for_status()
                 results = response.json()["results"]
                 assert len(results) == IMAGES and all("result" in r for r in results), results[:1]
+                return results
 
             def direct() -> None:
-                out = model.predict([str(p) for p in paths], batch=BATCH, conf=CONF, device="cpu", verbose=False)
+                out = [r for chunk in chunks(paths) for r in model.predict(chunk, conf=CONF, device="cpu",
+                                                                           verbose=False)]  # fmt: skip
                 assert len(out) == IMAGES
 
             def one_by_one() -> None:
@@ -132,8 +161,9 @@ def main() -> None:
                     model.predict(str(p), conf=CONF, device="cpu", verbose=False)
 
             runs = {"served": served, "direct": direct, "one_by_one": one_by_one}
-            for run in runs.values():
-                run()  # warm-up: model loading, first-call setup, file caches
+            warm_ups = {name: run() for name, run in runs.items()}  # model loading, first-call setup, file caches
+            predictions = warm_ups["served"]
+            regions, agree = sum(len(p["result"]) for p in predictions), agreement(model, paths, predictions)
             best = dict.fromkeys(runs, float("inf"))
             cpu = dict.fromkeys(runs, float("inf"))
             for _ in range(REPEATS):
@@ -145,7 +175,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    print(f"   {IMAGES} images 640x480, yolo11n (random weights), CPU, best of {REPEATS}")
+    print(f"   {IMAGES} images 640x480, yolo11n (random weights, calibrated), CPU, best of {REPEATS}")
     print(f"   served /predict {best['served']:.2f} s | Ultralytics direct, batch {BATCH} {best['direct']:.2f} s | "
           f"one image per call {best['one_by_one']:.2f} s")
     print(f"   CPU seconds: served {cpu['served']:.2f} | direct {cpu['direct']:.2f} | "
@@ -153,6 +183,8 @@ def main() -> None:
     print(f"   (a) served / direct = {best['served'] / best['direct']:.2f} wall, "
           f"{cpu['served'] / cpu['direct']:.2f} CPU  (target <= 1.10)")
     print(f"   (b) one-by-one / served = {best['one_by_one'] / best['served']:.2f} wall")
+    print(f"   (c) agreement: {agree}/{IMAGES} images served exactly Ultralytics' own predict at conf={THRESHOLD} "
+          f"({regions} regions)")
 
 
 if __name__ == "__main__":

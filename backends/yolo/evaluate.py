@@ -40,8 +40,8 @@ Compare = Callable[[list[np.ndarray], "Results", np.ndarray, tuple[int, int]], n
 
 def predictions(model: YoloModel, samples: Sequence[Sample], options: YoloOptions) -> Iterator[tuple[Sample, Results]]:
     """Each sample with the model's result for its image, ``YOLO_BATCH`` images per forward pass."""
-    for start in range(0, len(samples), options.batch):
-        chunk = samples[start : start + options.batch]
+    for start in range(0, len(samples), options.chunk):
+        chunk = samples[start : start + options.chunk]
         images = [open_array(s.image, max_pixels=options.max_pixels, bgr=True) for s in chunk]
         yield from zip(chunk, model.predict(images, conf=EVAL_CONF, options=options), strict=True)
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("labelzoo.yolo")
 
+PREFETCH = 4  # images downloaded and decoded ahead of the forward pass, at least
 MANIFEST = "yolo.json"  # in a trained version's folder: which control uses which weights
 
 
@@ -183,12 +184,13 @@ class Yolo(Backend):
         chunk downloads and decodes; a task whose image fails gets its error (the first) in ``outputs``."""
         chunk: list[tuple[int, np.ndarray]] = []
         decode = array_decoder(self.yolo.max_pixels, bgr=True)
-        for i, image in ctx.media.per_task(tasks, obj, decode, lookahead=self.yolo.batch):
+        size = self.yolo.chunk
+        for i, image in ctx.media.per_task(tasks, obj, decode, lookahead=max(size, PREFETCH)):
             if isinstance(image, LabelzooError):
                 outputs[i] = outputs[i] if isinstance(outputs[i], LabelzooError) else image
             else:
                 chunk.append((i, image))
-            if chunk and (len(chunk) == self.yolo.batch or i == len(tasks) - 1):
+            if chunk and (len(chunk) == size or i == len(tasks) - 1):
                 self._predict_chunk(chunk, models, outputs)
                 chunk = []
 
@@ -198,15 +200,23 @@ class Yolo(Backend):
         models: list[ModelRun],
         outputs: list[list[ControlOutput] | LabelzooError],
     ) -> None:
-        """One forward pass of each model run over the chunk's BGR images; their regions go to the tasks' outputs."""
-        arrays = [image for _, image in chunk]
-        for run in models:
-            floor = min(plan.candidate_floor for plan, _ in run.controls)
-            results = run.model.predict(arrays, conf=floor, options=self.yolo, iou=run.iou)
-            for (i, _), result in zip(chunk, results, strict=True):
-                found = outputs[i]
-                if isinstance(found, list):  # else it failed on another image
-                    found.extend(converter(result) for _, converter in run.controls)
+        """One forward pass of each model run per image size in the chunk; the regions go to the tasks' outputs.
+
+        Ultralytics letterboxes a batch of one size to that size (rounded up to the stride) but a batch of mixed
+        sizes to a square, which changes what the model sees: grouping by size keeps each image's regions what
+        Ultralytics gives it in a batch of its own size, whichever tasks share the request."""
+        by_size: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+        for item in chunk:
+            by_size.setdefault(item[1].shape, []).append(item)
+        for group in by_size.values():
+            arrays = [image for _, image in group]
+            for run in models:
+                floor = min(plan.candidate_floor for plan, _ in run.controls)
+                results = run.model.predict(arrays, conf=floor, options=self.yolo, iou=run.iou)
+                for (i, _), result in zip(group, results, strict=True):
+                    found = outputs[i]
+                    if isinstance(found, list):  # else it failed on another image
+                        found.extend(converter(result) for _, converter in run.controls)
 
     # fit -------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:

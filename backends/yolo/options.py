@@ -38,7 +38,9 @@ def _preload(kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 OPTIONS = Options(
     *(Option(_model_env(kind.name), str, kind.default_model, doc=f"model for {kind.controls_doc}") for kind in KINDS),
-    Option("YOLO_BATCH", int, 8, low=1, doc="images per forward pass (bounds memory; raise it on a GPU)"),
+    Option("YOLO_BATCH", int, None, low=1, default_doc="1 on the CPU, 8 on a GPU",
+           doc="images per forward pass (bounds memory). On a CPU a batch is no faster per image, and one image "
+           "per pass gives each exactly what Ultralytics gives it alone; a GPU needs batches to stay busy"),
     Option("YOLO_IMGSZ", int, None, low=1, default_doc="the model's",
            doc="inference size; unset = the size the model was trained at (640 for official weights, the training "
            "size for fine-tuned ones)"),
@@ -55,7 +57,7 @@ class YoloOptions:
     models: Mapping[str, str]  # YOLO_MODEL_DETECT, _OBB, _SEGMENT, _POSE, _CLASSIFY
     model_root: Path  # MODEL_ROOT, default $MODEL_DIR/weights
     device: str  # DEVICE: auto, cpu, cuda, cuda:1… (load() resolves auto)
-    batch: int  # YOLO_BATCH: images per forward pass (bounds memory)
+    batch: int | None  # YOLO_BATCH: images per forward pass; None = by device (:attr:`chunk`)
     imgsz: int | None  # YOLO_IMGSZ: inference size; None = the size the model was trained at
     preload: tuple[str, ...]  # YOLO_PRELOAD: kinds whose model load() loads up front (default detect; all, none)
     epochs: int | None  # YOLO_EPOCHS: fixed epoch count for training; None = chosen from the data size
@@ -66,6 +68,13 @@ class YoloOptions:
         """These options with ``DEVICE`` resolved to a device that is there (imports torch, so not done at
         start-up); Ultralytics takes its name, e.g. ``"cuda"``, ``"cuda:1"`` or ``"cpu"``."""
         return replace(self, device=str(resolve_device(self.device)))
+
+    @property
+    def chunk(self) -> int:
+        """Images per forward pass: ``YOLO_BATCH``, else 1 on the CPU and 8 on a GPU (read after :meth:`resolved`)."""
+        if self.batch is not None:
+            return self.batch
+        return 1 if self.device == "cpu" else 8
 
     @property
     def half(self) -> bool:

@@ -140,6 +140,23 @@ def test_rotated_rectangle_round_trip(angle: float) -> None:
     np.testing.assert_allclose(rotated_box_corners(center, size, angle), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize(("center", "size", "angle"), [
+    ((20.0, 30.0), (300.0, 120.0), 10.0),  # its top-left corner falls left of the image
+    ((1270.0, 700.0), (200.0, 90.0), 200.0),  # reaching past the bottom-right corner
+    ((640.0, 360.0), (1000.0, 700.0), 80.0),  # 1000 px wide: only the spelling turned by 90° fits
+])
+def test_a_rotated_box_past_the_image_keeps_its_corners_in_a_spelling_label_studio_accepts(
+    center: tuple[float, float], size: tuple[float, float], angle: float,
+) -> None:
+    image_size = (1280, 720)
+    item = rotated_rectangle("l", "i", center=center, size=size, angle_deg=angle, image_size=image_size)
+    value = item["value"]
+    assert all(value[key] <= 100 for key in ("x", "y", "width", "height"))  # label_studio_sdk's RectangleValue
+    served = _ls_rect_corners(value, image_size)
+    expected = rotated_box_corners(center, size, angle)
+    assert sorted(map(tuple, np.round(served, 6))) == sorted(map(tuple, np.round(expected, 6)))
+
+
 def test_polygon_points_in_percent() -> None:
     item = polygon(
         "poly", "image", points=[(100, 50), (300, 50), (200, 250)], image_size=IMAGE, labels=["Roof"]

@@ -154,11 +154,16 @@ def rectangle(
     """An axis-aligned or rotated box; ``box`` = (x, y, w, h) in pixels, (x, y) the top-left corner.
 
     ``rotation`` is in degrees, clockwise on screen, around the top-left corner (§5.3). An unrotated
-    box is clipped to the image; a rotated one has each value clamped to 0..100 instead.
+    box is clipped to the image. A rotated one is written exactly, in whichever of its four spellings
+    (:func:`_rotated_percent`) Label Studio accepts: its prediction check wants x, y, width and height at
+    most 100 (x and y may be negative).
     """
     width, height = _image_size(image_size)
     angle = _angle(rotation)
-    value = {**_box_percent(box, width, height, clip=angle == 0.0), "rotation": angle}
+    if angle == 0.0:
+        value = {**_box_percent(box, width, height), "rotation": angle}
+    else:
+        value = _rotated_percent(box, angle, width, height)
     return _image_region("rectangle", from_name, to_name, value, labels, (width, height), score, region_id)
 
 
@@ -471,7 +476,7 @@ def video_rectangle(
         by_frame[frame] = keyframe
     sequence = []
     for frame, keyframe in sorted(by_frame.items()):
-        box = _box_percent(keyframe.box, width, height, clip=True, what=f"box of keyframe {frame}")
+        box = _box_percent(keyframe.box, width, height, what=f"box of keyframe {frame}")
         sequence.append(
             {"frame": frame, "enabled": bool(keyframe.enabled), "rotation": 0, **box, "time": frame / rate}
         )
@@ -585,20 +590,41 @@ def _image_region(
     return _region(type_, from_name, to_name, value, score=score, region_id=region_id, top=top)
 
 
-def _box_percent(box: Pair, width: int, height: int, *, clip: bool, what: str = "box") -> dict[str, float]:
-    """A pixel (x, y, w, h) box in percent; ``clip`` intersects it with the image instead of clamping."""
+def _box_percent(box: Pair, width: int, height: int, *, what: str = "box") -> dict[str, float]:
+    """A pixel (x, y, w, h) box in percent, intersected with the image."""
     x, y, w, h = _numbers(box, 4, what)
     if w < 0 or h < 0:
         raise ResultError(f"{what} width and height must be >= 0, got {(x, y, w, h)}")
     left, top = _percent(x, width), _percent(y, height)
-    if clip:
-        return {
-            "x": left,
-            "y": top,
-            "width": _percent(x + w, width) - left,
-            "height": _percent(y + h, height) - top,
-        }
-    return {"x": left, "y": top, "width": _percent(w, width), "height": _percent(h, height)}
+    return {"x": left, "y": top, "width": _percent(x + w, width) - left, "height": _percent(y + h, height) - top}
+
+
+def _rotated_percent(box: Pair, angle: float, width: int, height: int) -> dict[str, float]:
+    """A rotated pixel box (x, y, w, h, anchored at its top-left corner) in percent, unchanged in place.
+
+    The same box can be anchored at any of its corners, the rotation turned by 90° for each corner further
+    round and width and height swapped on the odd ones. The first spelling that lies inside 0..100 is taken,
+    else the first that Label Studio accepts (a corner outside the image is fine); only a box with a side
+    longer than the image in both directions has its values capped at 100, which changes it.
+    """
+    x, y, w, h = _numbers(box, 4, "box")
+    if w < 0 or h < 0:
+        raise ResultError(f"box width and height must be >= 0, got {(x, y, w, h)}")
+    theta = math.radians(angle)
+    along, across = (math.cos(theta), math.sin(theta)), (-math.sin(theta), math.cos(theta))
+    corners = [(x, y), (x + w * along[0], y + w * along[1]),
+               (x + w * along[0] + h * across[0], y + w * along[1] + h * across[1]),
+               (x + h * across[0], y + h * across[1])]  # fmt: skip
+    spellings = []
+    for k, (cx, cy) in enumerate(corners):
+        side_w, side_h = (w, h) if k % 2 == 0 else (h, w)
+        spellings.append({"x": cx * 100.0 / width, "y": cy * 100.0 / height, "width": side_w * 100.0 / width,
+                          "height": side_h * 100.0 / height, "rotation": (angle + 90.0 * k) % 360.0})
+    inside = [s for s in spellings if all(0.0 <= s[key] <= 100.0 for key in ("x", "y", "width", "height"))]
+    accepted = [s for s in spellings if all(s[key] <= 100.0 for key in ("x", "y", "width", "height"))]
+    if inside or accepted:
+        return (inside or accepted)[0]
+    return {key: min(value, 100.0) if key != "rotation" else value for key, value in spellings[0].items()}
 
 
 def _percent(value: float, total: int) -> float:

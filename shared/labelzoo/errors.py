@@ -62,10 +62,21 @@ class LabelConfigError(BadRequest):
 
 
 class MediaError(LabelzooError):
-    """A task's media could not be fetched or read. Raised per task: the rest of a batch goes on."""
+    """A task's media could not be fetched or read. Raised per task: the rest of a batch goes on.
+
+    ``reason`` is a short slug for the ``reason`` label of ``labelzoo_media_fetch_errors``: ``invalid`` (the
+    value is malformed), ``not_configured`` (LABEL_STUDIO_URL or MEDIA_LOCAL_ROOTS missing), ``refused`` (the
+    guard or a local root refused it), ``not_found``, ``denied`` (401/403), ``http_error`` (another status,
+    too many redirects), ``unreachable``, ``timeout``, ``interrupted`` (a download broke off), ``too_large``,
+    ``io`` (a local file or the cache), ``other``.
+    """
 
     status = 422
     code = "media_error"
+
+    def __init__(self, message: str, *, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TaskError(LabelzooError):

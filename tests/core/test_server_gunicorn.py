@@ -64,7 +64,7 @@ def test_bad_requests_never_crash_a_worker(serve):
 
 
 def test_concurrent_requests_on_two_workers(serve):
-    server = serve(workers=2)
+    server = serve(workers=2, THREADS="12")  # 10 requests let in per worker: gunicorn may route all 8 to one
     body = predict_body(*["positive", "negative"] * 10)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         responses = list(

@@ -10,6 +10,9 @@ Status: ``queued → running → succeeded | failed | cancelled | interrupted``.
 puts its running jobs back to ``queued``; the next server process to start resumes them. A job whose
 process died (its runner token is dead) is resumed the same way, except ``labelzoo predict`` runs,
 which end ``interrupted``: running the command again resumes from Label Studio's state.
+
+The metrics of bulk jobs (``labelzoo_bulk_*``, :mod:`labelzoo.observability`) are counted here, where each
+start, chunk and end is written exactly once whichever process or thread gets there.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labelzoo.observability import core_metrics
 from labelzoo.store import Database, iso
 from labelzoo.store.procs import token_alive
 
@@ -93,6 +97,8 @@ class BulkStore:
             )
         job = self.get(job_id)
         assert job is not None
+        if status == "running":
+            core_metrics().bulk_jobs_started.labels(kind).inc()
         return job
 
     def get(self, job_id: str) -> BulkJob | None:
@@ -120,7 +126,10 @@ class BulkStore:
                 f"message = 'running' WHERE id = ? AND {query}",
                 (runner, time.time(), job_id, *args),
             ).rowcount
-        return changed == 1
+            started = conn.execute("SELECT kind FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone() if changed else None
+        if started is not None:
+            core_metrics().bulk_jobs_started.labels(started["kind"]).inc()
+        return started is not None
 
     def set_label_config(self, job_id: str, label_config: str) -> None:
         self.db.conn.execute("UPDATE bulk_jobs SET label_config = ? WHERE id = ?", (label_config, job_id))
@@ -158,11 +167,15 @@ class BulkStore:
     def finish_chunk(self, job_id: str, seq: int, counts: ChunkCounts, *, error: str | None = None,
                      failed: bool = False, worker: str | None = None) -> None:
         """Record a chunk's outcome: ``failed`` when the chunk as a whole could not run (``error`` says why)."""
-        self.db.conn.execute(
+        recorded = self.db.conn.execute(
             "UPDATE bulk_chunks SET status = ?, posted = ?, skipped = ?, failed = ?, error = ?, worker = ? "
             "WHERE job_id = ? AND seq = ? AND status = 'pending'",
             ("failed" if failed else "done", counts.posted, counts.skipped, counts.failed, error, worker, job_id, seq),
-        )
+        ).rowcount
+        if recorded == 1:
+            tasks = core_metrics().bulk_tasks
+            for outcome in ("posted", "skipped", "failed"):
+                tasks.labels(outcome).inc(getattr(counts, outcome))
 
     def counts(self, job_id: str) -> dict[str, Any]:
         row = self.db.conn.execute(
@@ -181,13 +194,21 @@ class BulkStore:
     def finish(self, job_id: str, status: str, message: str, *, error: str | None = None) -> bool:
         """End a job and drop its claims; False if it was not running (someone else ended it)."""
         assert status in FINAL
+        now = time.time()
         with self.db.write() as conn:
             changed = conn.execute(
                 "UPDATE bulk_jobs SET status = ?, message = ?, error = ?, finished_at = ? "
                 "WHERE id = ? AND status IN ('queued', 'running')",
-                (status, message, error, time.time(), job_id)).rowcount
+                (status, message, error, now, job_id)).rowcount
             conn.execute("DELETE FROM bulk_claims WHERE job_id = ?", (job_id,))
-        return changed == 1
+            ended = conn.execute(
+                "SELECT kind, started_at FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone() if changed else None
+        if ended is not None:
+            metrics = core_metrics()
+            metrics.bulk_jobs_finished.labels(ended["kind"], status).inc()
+            if ended["started_at"] is not None:  # a queued job cancelled before it ran has no duration
+                metrics.bulk_job_seconds.labels(ended["kind"], status).observe(max(0.0, now - ended["started_at"]))
+        return ended is not None
 
     def requeue(self, job_id: str, message: str) -> None:
         """Put a running job back in the queue, claims kept: the process running it is stopping."""

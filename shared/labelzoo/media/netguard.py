@@ -50,10 +50,11 @@ def check_url_allowed(
     """
     shown = redact_url(url)
     if _scheme(url) not in ("http", "https"):
-        raise MediaError(f"refusing to fetch {shown!r}: only http and https URLs can be downloaded")
+        raise MediaError(f"refusing to fetch {shown!r}: only http and https URLs can be downloaded",
+                         reason="refused")
     target = origin_of(url)
     if target is None:
-        raise MediaError(f"refusing to fetch {shown!r}: the URL has no valid host and port")
+        raise MediaError(f"refusing to fetch {shown!r}: the URL has no valid host and port", reason="invalid")
     _, host, port = target
     addresses = _resolve(host, port)
     names, networks = _parse_allowlist(allowed_hosts)
@@ -65,7 +66,8 @@ def check_url_allowed(
             raise MediaError(
                 f"refusing to fetch {shown}: host {_shown_host(host, address)} is {reason}. If it is your "
                 "Label Studio, set LABEL_STUDIO_URL to this origin; if it is another trusted host, add it to "
-                "MEDIA_ALLOWED_HOSTS (comma-separated names, IPs or CIDRs)"
+                "MEDIA_ALLOWED_HOSTS (comma-separated names, IPs or CIDRs)",
+                reason="refused"
             )
     return addresses
 
@@ -170,6 +172,6 @@ def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise MediaError(f"cannot resolve host {host!r}: {exc}") from exc
+        raise MediaError(f"cannot resolve host {host!r}: {exc}", reason="unreachable") from exc
     # An IPv6 link-local result keeps its zone ("fe80::1%eth0"): the connection needs it.
     return tuple(dict.fromkeys(ipaddress.ip_address(str(info[4][0])) for info in infos))

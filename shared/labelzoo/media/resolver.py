@@ -19,7 +19,9 @@ five redirects by hand, and pass every hop through :func:`check_url_allowed` bef
 then connects to exactly the addresses that passed (DNS rebinding gains nothing, see
 :mod:`labelzoo.media.netguard`). A hop on Label Studio's origin must be one of its media paths: task data
 cannot make the backend read Label Studio's API with its token. All failures are :class:`MediaError` with
-a message that names the URL (credentials redacted) and what to change.
+a message that names the URL (credentials redacted) and what to change, and counts in
+``labelzoo_media_fetch_errors`` by the kind of value (``url``, ``label_studio``, ``cloud``, ``data_uri``,
+``local``, ``invalid``) and the error's ``reason``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import mimetypes
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 from urllib.parse import unquote, unquote_to_bytes, urlencode, urljoin, urlsplit
@@ -43,6 +46,7 @@ from labelzoo.media.lsclient import LabelStudioClient
 from labelzoo.media.netguard import check_url_allowed
 from labelzoo.media.settings import MIB, MediaSettings
 from labelzoo.media.tasks import Decoder, Task, for_task, per_task
+from labelzoo.observability import core_metrics
 
 if TYPE_CHECKING:
     from labelzoo.labelconfig import ObjectTag
@@ -56,6 +60,7 @@ _LABEL_STUDIO_PREFIXES = ("/data/", "/storage-data/", "/tasks/", "/projects/")
 # What a download may fetch from Label Studio with the backend's credentials: its media, never its API.
 _LABEL_STUDIO_MEDIA = re.compile(r"/(data/|storage-data/|(tasks|projects)/\d+/(presign|resolve)/?$)")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_UPSTREAM_REASONS = {"upstream_timeout": "timeout", "upstream_unreachable": "unreachable"}
 
 
 class MediaResolver:
@@ -94,23 +99,26 @@ class MediaResolver:
     # public API -------------------------------------------------------------------------------
     def local_path(self, value: str, *, task_id: int | None = None) -> Path:
         """A local file holding the media a task field value points at."""
-        if not isinstance(value, str) or not value.strip() or "\x00" in value:
-            raise MediaError(f"task media must be a non-empty URL or path, got {_shown(value)}")
-        try:
-            return self._resolve(value.strip(), task_id)
-        except OSError as exc:  # local filesystem trouble (the cache's own is reported by _cached)
-            raise MediaError(f"cannot read task media {_shown(value)}: {exc.strerror or exc}") from exc
+        with self._counting(value):
+            if not isinstance(value, str) or not value.strip() or "\x00" in value:
+                raise MediaError(f"task media must be a non-empty URL or path, got {_shown(value)}", reason="invalid")
+            try:
+                return self._resolve(value.strip(), task_id)
+            except OSError as exc:  # local filesystem trouble (the cache's own is reported by _cached)
+                raise MediaError(f"cannot read task media {_shown(value)}: {exc.strerror or exc}",
+                                 reason="io") from exc
 
     def read_bytes(self, value: str, *, task_id: int | None = None) -> bytes:
         path = self.local_path(value, task_id=task_id)
-        try:
-            if path.stat().st_size > self.settings.max_file_bytes:
-                raise MediaError(self._too_large_message(str(path)))
-            return path.read_bytes()
-        except OSError as exc:
-            raise MediaError(
-                f"cannot read {path} (task media {_shown(value)}): {exc.strerror or exc}"
-            ) from exc
+        with self._counting(value):
+            try:
+                if path.stat().st_size > self.settings.max_file_bytes:
+                    raise MediaError(self._too_large_message(str(path)), reason="too_large")
+                return path.read_bytes()
+            except OSError as exc:
+                raise MediaError(
+                    f"cannot read {path} (task media {_shown(value)}): {exc.strerror or exc}", reason="io"
+                ) from exc
 
     def read_text(self, value: str, *, task_id: int | None = None, encoding: str = "utf-8") -> str:
         data = self.read_bytes(value, task_id=task_id)
@@ -118,7 +126,8 @@ class MediaResolver:
             return data.decode(encoding)
         except UnicodeDecodeError as exc:
             raise MediaError(
-                f"task media {_shown(value)} is not {encoding} text ({exc.reason} at byte {exc.start})"
+                f"task media {_shown(value)} is not {encoding} text ({exc.reason} at byte {exc.start})",
+                reason="invalid"
             ) from exc
 
     def fetch_many(self, values: Sequence[tuple[str, int | None]]) -> list[Path | MediaError]:
@@ -170,6 +179,37 @@ class MediaResolver:
         if self._transport is not None:
             self._transport.close()
 
+    @contextmanager
+    def _counting(self, value: object) -> Iterator[None]:
+        """Count a failure to fetch ``value`` in ``labelzoo_media_fetch_errors``; a bug counts as ``other``."""
+        try:
+            yield
+        except MediaError as exc:
+            core_metrics().media_fetch_errors.labels(self._kind(value), exc.reason).inc()
+            raise
+        except Exception:
+            core_metrics().media_fetch_errors.labels(self._kind(value), "other").inc()
+            raise
+
+    def _kind(self, value: object) -> str:
+        """The shape of a task's media value, as the ``kind`` label of the fetch errors shows it."""
+        if not isinstance(value, str) or not value.strip():
+            return "invalid"
+        value = value.strip()
+        match = _SCHEME.match(value)
+        scheme = match.group(1).lower() if match else ""
+        if scheme == "data":
+            return "data_uri"
+        if scheme in CLOUD_SCHEMES:
+            return "cloud"
+        if scheme in ("http", "https"):
+            return "url"
+        if scheme == "file":
+            return "local"
+        if scheme:
+            return "invalid"  # a scheme nothing fetches
+        return "local" if self._label_studio_path(value) is None else "label_studio"
+
     # shapes -----------------------------------------------------------------------------------
     def _resolve(self, value: str, task_id: int | None) -> Path:
         match = _SCHEME.match(value)
@@ -186,7 +226,8 @@ class MediaResolver:
             raise MediaError(
                 f"task media {_shown(value)} has the unsupported scheme {scheme!r}: use http(s) URLs, Label "
                 "Studio paths (/data/upload/…, /data/local-files/?d=…), s3/gs/azure-blob URIs, data: URIs, "
-                "or files under MEDIA_LOCAL_ROOTS"
+                "or files under MEDIA_LOCAL_ROOTS",
+                reason="invalid"
             )
         return self._from_relative(value)
 
@@ -214,7 +255,8 @@ class MediaResolver:
         if self.client is None:
             raise MediaError(
                 f"task media {_shown(value)} is stored in Label Studio: set LABEL_STUDIO_URL (and "
-                "LABEL_STUDIO_API_KEY) so the backend can download it"
+                "LABEL_STUDIO_API_KEY) so the backend can download it",
+                reason="not_configured"
             )
         return self._download(self.client.url_for(ls_path))
 
@@ -222,12 +264,14 @@ class MediaResolver:
         if self.client is None:
             raise MediaError(
                 f"task media {_shown(uri)} is in cloud storage connected to Label Studio: set "
-                "LABEL_STUDIO_URL (and LABEL_STUDIO_API_KEY) so the backend can fetch it through Label Studio"
+                "LABEL_STUDIO_URL (and LABEL_STUDIO_API_KEY) so the backend can fetch it through Label Studio",
+                reason="not_configured"
             )
         if task_id is None:
             raise MediaError(
                 f"task media {_shown(uri)} is a cloud storage URI, which Label Studio only resolves for a "
-                "given task, and no task id was given"
+                "given task, and no task id was given",
+                reason="invalid"
             )
         fileuri = base64.urlsafe_b64encode(uri.encode("utf-8")).decode("ascii")
         url = self.client.url_for(f"/tasks/{int(task_id)}/presign/?{urlencode({'fileuri': fileuri})}")
@@ -237,18 +281,18 @@ class MediaResolver:
     def _from_data_uri(self, value: str) -> Path:
         header, comma, payload = value[len("data:") :].partition(",")
         if not comma:
-            raise MediaError(f"malformed data: URI {_shown(value)}: no ',' before the data")
+            raise MediaError(f"malformed data: URI {_shown(value)}: no ',' before the data", reason="invalid")
         mime, *params = header.split(";")
         raw = unquote_to_bytes(payload)
         if any(param.strip().lower() == "base64" for param in params):
             try:
                 data = base64.b64decode(b"".join(raw.split()), validate=True)
             except binascii.Error as exc:
-                raise MediaError(f"data: URI {_shown(value)} is not valid base64: {exc}") from exc
+                raise MediaError(f"data: URI {_shown(value)} is not valid base64: {exc}", reason="invalid") from exc
         else:
             data = raw
         if len(data) > self.settings.max_file_bytes:
-            raise MediaError(self._too_large_message("the data: URI"))
+            raise MediaError(self._too_large_message("the data: URI"), reason="too_large")
         suffix = mimetypes.guess_extension(mime.strip().lower() or "text/plain") or ""
         return self._cached(value, suffix, lambda out: out.write(data))
 
@@ -256,7 +300,8 @@ class MediaResolver:
         if not self._roots:
             raise MediaError(
                 f"task media {_shown(original)} is a local path, but no local folder is allowed: set "
-                "MEDIA_LOCAL_ROOTS (or LOCAL_FILES_DOCUMENT_ROOT) to the folder that holds it"
+                "MEDIA_LOCAL_ROOTS (or LOCAL_FILES_DOCUMENT_ROOT) to the folder that holds it",
+                reason="not_configured"
             )
         roots = ", ".join(str(root) for root in self._roots)
         path = Path(path_text)
@@ -265,7 +310,8 @@ class MediaResolver:
             if not any(resolved.is_relative_to(root) for root in self._roots):
                 raise MediaError(
                     f"refusing task media {_shown(original)}: it is outside the allowed local folders "
-                    f"({roots}), symlinks followed; add its folder to MEDIA_LOCAL_ROOTS if it should be read"
+                    f"({roots}), symlinks followed; add its folder to MEDIA_LOCAL_ROOTS if it should be read",
+                    reason="refused"
                 )
             candidates = [resolved]
         else:
@@ -273,7 +319,8 @@ class MediaResolver:
         for candidate in candidates:
             if candidate.is_file():
                 return candidate
-        raise MediaError(f"task media {_shown(original)}: no such file under the local folders ({roots})")
+        raise MediaError(f"task media {_shown(original)}: no such file under the local folders ({roots})",
+                         reason="not_found")
 
     # Label Studio paths and local roots -------------------------------------------------------
     def _label_studio_path(self, value: str) -> str | None:
@@ -322,7 +369,8 @@ class MediaResolver:
         except OSError as exc:
             raise MediaError(
                 f"cannot write to the media cache {self.settings.cache_dir}: {exc.strerror or exc} "
-                "(check free space and permissions of MEDIA_CACHE_DIR)"
+                "(check free space and permissions of MEDIA_CACHE_DIR)",
+                reason="io"
             ) from exc
 
     def _fetch_into(self, url: str, out: BinaryIO) -> None:
@@ -337,24 +385,28 @@ class MediaResolver:
             try:
                 response = self._send("GET", current, stream=True, allow_redirects=False, addresses=addresses)
             except UpstreamError as exc:
-                raise MediaError(exc.message.replace(redact_url(current), shown)) from exc
+                reason = _UPSTREAM_REASONS.get(exc.code, "http_error")
+                raise MediaError(exc.message.replace(redact_url(current), shown), reason=reason) from exc
             with response:
                 if response.is_redirect:
                     target = urljoin(current, response.headers["Location"])
                     if self._is_login_page(target):
                         raise MediaError(
                             f"401 from {shown}: Label Studio redirected to its login page. "
-                            + self._unauthorized()
+                            + self._unauthorized(),
+                            reason="denied"
                         )
                     current = target
                     continue
                 if response.status_code >= 300:  # a redirect without Location, or an error
                     raise MediaError(
-                        f"{response.status_code} from {shown}: {self._status_hint(response, current)}"
+                        f"{response.status_code} from {shown}: {self._status_hint(response, current)}",
+                        reason=_status_reason(response.status_code)
                     )
                 self._copy_limited(response, out, shown)
                 return
-        raise MediaError(f"too many redirects (more than {MAX_REDIRECTS}) fetching {redact_url(url)}")
+        raise MediaError(f"too many redirects (more than {MAX_REDIRECTS}) fetching {redact_url(url)}",
+                         reason="http_error")
 
     def _check_label_studio_media(self, url: str, shown: str) -> None:
         """Refuse Label Studio URLs outside its media: task data must not read its API with our token."""
@@ -368,7 +420,8 @@ class MediaResolver:
         if ".." in segments or "." in segments or not _LABEL_STUDIO_MEDIA.match(path):
             raise MediaError(
                 f"refusing to fetch {shown}: it is on Label Studio but not one of its media paths "
-                "(/data/…, /storage-data/…, /tasks/<id>/presign/); the backend's token is only used for media"
+                "(/data/…, /storage-data/…, /tasks/<id>/presign/); the backend's token is only used for media",
+                reason="refused"
             )
 
     def _copy_limited(self, response: requests.Response, out: BinaryIO, shown: str) -> None:
@@ -376,18 +429,19 @@ class MediaResolver:
         limit = self.settings.max_file_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise MediaError(self._too_large_message(shown, int(declared)))
+            raise MediaError(self._too_large_message(shown, int(declared)), reason="too_large")
         written = 0
         try:
             for chunk in response.iter_content(_CHUNK):
                 written += len(chunk)
                 if written > limit:
-                    raise MediaError(self._too_large_message(shown))
+                    raise MediaError(self._too_large_message(shown), reason="too_large")
                 out.write(chunk)
         except requests.RequestException as exc:
             raise MediaError(
                 f"download of {shown} stopped after {written} bytes: {connection_reason(exc)} "
-                "(a slow server? see MEDIA_TIMEOUT)"
+                "(a slow server? see MEDIA_TIMEOUT)",
+                reason="interrupted"
             ) from exc
 
     def _status_hint(self, response: requests.Response, url: str) -> str:
@@ -448,9 +502,17 @@ def _inside(root: Path, relative: str, original: str) -> Path:
         raise MediaError(
             f"refusing task media {_shown(original)}: {relative!r} leads outside the local folder {root} "
             "('..' or a symlink pointing out); only files under LOCAL_FILES_DOCUMENT_ROOT / "
-            "MEDIA_LOCAL_ROOTS are read"
+            "MEDIA_LOCAL_ROOTS are read",
+            reason="refused"
         )
     return candidate
+
+
+def _status_reason(status: int) -> str:
+    """The ``reason`` of a fetch that got an HTTP error status (or a redirect without Location)."""
+    if status == 404:
+        return "not_found"
+    return "denied" if status in (401, 403) else "http_error"
 
 
 def _is_local_files(path: str) -> bool:

@@ -10,6 +10,10 @@ Studio's 1 s and 3 s timeouts. So:
 * of those, ``PREDICT_CONCURRENCY`` backend calls run at once (:meth:`PredictGate.compute`; bulk jobs of
   this process take the same slots), interactive prompts first: a click never waits behind a batch that
   arrived before it, only behind the calls already running.
+
+The gauges ``labelzoo_predict_admitted``, ``_running`` and ``_waiting`` follow every change (a scrape of one
+worker then adds up all of them, see :mod:`labelzoo.observability`); ``labelzoo_predict_busy`` counts the
+requests turned away.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from labelzoo.errors import LabelzooError
+from labelzoo.observability import core_metrics
 
 #: threads of a worker that predictions never take: /health, /setup, /metrics… always find one
 RESERVED_THREADS = 2
@@ -61,35 +66,42 @@ class PredictGate:
         """Hold one of the admitted places for a request, or raise :class:`Busy` at once."""
         with self._cond:
             if self._inside >= self.admitted:
+                core_metrics().predict_busy.inc()
                 raise Busy(
                     f"the backend is busy: {self._inside} predictions are in this worker, the most it takes "
                     f"(THREADS - {RESERVED_THREADS}); retry later, or run more workers (WORKERS)",
                     self.retry_after(),
                 )
             self._inside += 1
+            core_metrics().predict_admitted.inc()
         try:
             yield
         finally:
             with self._cond:
                 self._inside -= 1
+                core_metrics().predict_admitted.dec()
 
     @contextmanager
     def compute(self, *, interactive: bool = False) -> Iterator[None]:
         """Hold a compute slot for one backend call; interactive calls get the next free slot first."""
         with self._cond:
             self._waiting[interactive] += 1
+            core_metrics().predict_waiting.inc()
             try:
                 while self._running >= self.concurrency or (not interactive and self._waiting[True]):
                     self._cond.wait()
             finally:
                 self._waiting[interactive] -= 1
+                core_metrics().predict_waiting.dec()
             self._running += 1
+            core_metrics().predict_running.inc()
         started = time.monotonic()
         try:
             yield
         finally:
             with self._cond:
                 self._running -= 1
+                core_metrics().predict_running.dec()
                 seconds = time.monotonic() - started
                 self._mean_seconds += _SMOOTHING * (seconds - self._mean_seconds)
                 self._cond.notify_all()

@@ -5,6 +5,9 @@ weights load. A project's trained version is loaded on first use; concurrent req
 version wait for one load instead of starting several. A failed load is forgotten once reported, so the
 next request tries again; its ``on_failure`` callback (the quarantine check) runs once per failed load,
 before the waiting requests are told.
+
+Each load is timed in ``labelzoo_model_load_seconds`` (by kind, base or trained, and outcome); the base
+model's state is ``labelzoo_model_state`` and ``labelzoo_model_ready`` (:mod:`labelzoo.observability`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from labelzoo.backend import Backend
 from labelzoo.errors import NotReady
+from labelzoo.observability import core_metrics, set_base_model_state
 from labelzoo.settings import Settings
 
 log = logging.getLogger("labelzoo.models")
@@ -36,14 +40,17 @@ OnFailure = Callable[[Exception], None]
 
 
 class _Slot:
-    def __init__(self, instance: Backend, on_failure: OnFailure | None = None) -> None:
+    def __init__(self, instance: Backend, kind: str, on_failure: OnFailure | None = None) -> None:
         self.instance = instance
+        self.kind = kind  # base | trained: a label of the load metrics
         self.on_failure = on_failure
         self.done = threading.Event()
         self.status = LoadState()
 
     def load(self) -> None:
         started = time.perf_counter()
+        if self.kind == "base":
+            set_base_model_state("loading")
         try:
             self.instance.load()
             notices = tuple(self.instance.notices())
@@ -60,6 +67,10 @@ class _Slot:
                 log.warning("%s", notice)
             self.status = LoadState("ready", None, time.perf_counter() - started, notices)
         finally:
+            if self.status.seconds is not None:  # ready or failed
+                core_metrics().model_load_seconds.labels(self.kind, self.status.state).observe(self.status.seconds)
+            if self.kind == "base":
+                set_base_model_state(self.status.state)
             self.done.set()
 
 
@@ -71,7 +82,7 @@ class ModelPool:
         self._settings = settings
         self._capacity = capacity or settings.loaded_models
         self._lock = threading.Lock()
-        self._base = _Slot(backend_cls(settings, weights=None))
+        self._base = _Slot(backend_cls(settings, weights=None), "base")
         self._trained: OrderedDict[str, _Slot] = OrderedDict()
 
     @property
@@ -96,7 +107,9 @@ class ModelPool:
         if weights is None:
             slot = self._base
         else:
-            slot = self._slot_for(version, lambda: _Slot(self.backend_cls(self._settings, weights=weights), on_failure))
+            slot = self._slot_for(
+                version, lambda: _Slot(self.backend_cls(self._settings, weights=weights), "trained", on_failure)
+            )
         if not slot.done.wait(wait):
             raise NotReady(f"model {version} is still loading; try again in a few seconds")
         if slot.status.state == "failed":

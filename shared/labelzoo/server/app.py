@@ -164,7 +164,6 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        metrics.ready.set(1 if runtime.ready else 0)
         return Response(metrics.render(), mimetype=metrics.content_type)
 
     return app

@@ -2,7 +2,8 @@
 
 Each worker process builds its own runtime after the fork (no ``--preload``): model weights, CUDA
 contexts and SQLite connections must not be shared across a fork. Versions, jobs and parameters live
-in SQLite under ``MODEL_DIR``, so every worker sees the same state.
+in SQLite under ``MODEL_DIR``, so every worker sees the same state. Their Prometheus metrics meet in one
+folder of files (:mod:`labelzoo.server.multiprocess`), so any worker's ``/metrics`` shows the whole server.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from labelzoo.server.memory import limit_malloc_arenas
+from labelzoo.server.multiprocess import MetricsDir, child_exit, prepare_metrics_dir, remove
 from labelzoo.settings import Settings
 
 #: gunicorn's worker timeout must outlast Label Studio's 100 s predict timeout
@@ -30,9 +32,10 @@ def build_app(backend: str, settings: Settings) -> Any:
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, backend: str, settings: Settings) -> None:
+    def __init__(self, backend: str, settings: Settings, metrics_dir: MetricsDir) -> None:
         self.backend = backend
         self.settings = settings
+        self.metrics_dir = metrics_dir
         super().__init__()
 
     def load_config(self) -> None:
@@ -48,6 +51,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "accesslog": "-",
             "errorlog": "-",
             "proc_name": f"labelzoo-{self.backend}",
+            "on_starting": lambda server: server.log.info("metrics of all workers: files in %s", self.metrics_dir.path),
+            "child_exit": child_exit,
+            "on_exit": lambda server: remove(self.metrics_dir),
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -59,4 +65,5 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 def serve(backend: str, settings: Settings) -> None:
     limit_malloc_arenas()  # before any worker is forked or thread started
-    GunicornServer(backend, settings).run()
+    metrics_dir = prepare_metrics_dir()  # likewise, and before prometheus_client is imported
+    GunicornServer(backend, settings, metrics_dir).run()

@@ -179,20 +179,25 @@ class JobStore:
         query = f"UPDATE jobs SET {sets} WHERE id = ? AND status = 'running'"
         return conn.execute(query, [*values, job_id]).rowcount == 1
 
-    def requeue(self, job_id: str, message: str) -> None:
-        """Put a running job back in the queue (its process is stopping), unless one is queued already."""
+    def requeue(self, job_id: str, message: str) -> str | None:
+        """Put a running job back in the queue (its process is stopping), unless one is queued already.
+
+        The job's new status: ``queued``, or ``cancelled`` when a newer queued job replaces it; None when
+        it was not running.
+        """
         with self.db.write() as conn:
             job = self._get(conn, job_id)
             if job is None or job.status != "running":
-                return
+                return None
             if self.queued(conn, job.project) is None:
                 conn.execute(
                     "UPDATE jobs SET status = 'queued', started_at = NULL, runner = NULL, progress = 0, "
                     "message = ? WHERE id = ?",
                     (message, job_id),
                 )
-            else:
-                self.finish(conn, job_id, "cancelled", message + "; a newer queued job replaces it")
+                return "queued"
+            self.finish(conn, job_id, "cancelled", message + "; a newer queued job replaces it")
+            return "cancelled"
 
     def cancel(self, job_id: str) -> JobRecord | None:
         """A queued job is cancelled at once; a running one is flagged for its supervisor."""

@@ -13,6 +13,10 @@ second, which is how it picks up jobs queued by other processes. For each job it
    is later checked against), or delete it; close the job record.
 
 It also reaps jobs whose supervising process died, and polls Redis for dispatched RQ jobs.
+
+Every job it claims counts in ``labelzoo_training_jobs_started``; every one that ends, here or when this
+process observes the end of an RQ job, in ``labelzoo_training_jobs_finished`` and
+``labelzoo_training_job_seconds`` by outcome (:func:`_count_end`), once the end is committed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labelzoo.observability import core_metrics
 from labelzoo.registry import BackendSpec
 from labelzoo.settings import Settings
 from labelzoo.store.db import Database
@@ -158,6 +163,7 @@ class Runner:
         )
 
     def _run(self, job: JobRecord) -> None:
+        core_metrics().training_jobs_started.inc()
         paths = self.jobs.paths(job.project, job.id)
         joblog = JobLog(paths.log, job.id)
         try:
@@ -260,7 +266,8 @@ class Runner:
         joblog = JobLog(paths.log, job.id)
         metrics = {**job.metrics, **outcome.metrics}
         if outcome.status == "interrupted":
-            self.jobs.requeue(job.id, "queued again: the server stopped during training")
+            if self.jobs.requeue(job.id, "queued again: the server stopped during training") == "cancelled":
+                _count_end(job, "cancelled")
             joblog("queued again: the server stopped during training", logging.WARNING)
         elif outcome.status == "succeeded" and outcome.promote and job.candidate and job.parent_version:
             message = f"promoted {job.candidate}" + (f": {outcome.summary}" if outcome.summary else "")
@@ -275,6 +282,7 @@ class Runner:
                                                     metrics=metrics),
             )
             if promoted is not None:
+                _count_end(job, "promoted")
                 joblog(message)
                 self._rename_label_studio_backends(job.project, job.parent_version, job.candidate, joblog)
         elif outcome.status == "succeeded":
@@ -303,6 +311,7 @@ class Runner:
         with self.db.write() as conn:
             ended = self.jobs.finish(conn, job.id, status, message, error=error, metrics=metrics)
         if ended:
+            _count_end(job, "rejected" if status == "succeeded" else status)  # promotions end in finish()
             level = logging.ERROR if status == "failed" else logging.INFO
             JobLog(self.jobs.paths(job.project, job.id).log, job.id)(f"{status}: {message}", level)
         self._clean(job)
@@ -338,3 +347,11 @@ class Runner:
                 if state.get("progress") is not None:
                     fields["progress"] = state["progress"]
                 self.jobs.update(job.id, **fields)
+
+
+def _count_end(job: JobRecord, outcome: str) -> None:
+    """Count a job that ran and ended: promoted, rejected (succeeded, not promoted), failed, cancelled, skipped."""
+    metrics = core_metrics()
+    metrics.training_jobs_finished.labels(outcome).inc()
+    if job.started_at is not None:
+        metrics.training_job_seconds.labels(outcome).observe(max(0.0, time.time() - job.started_at))

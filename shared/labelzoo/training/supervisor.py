@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import labelzoo
+from labelzoo.observability import MULTIPROC_ENV
 from labelzoo.settings import Settings
 from labelzoo.training.layout import ChildArgs, JobPaths
 from labelzoo.training.versions import fsync_tree
@@ -205,6 +206,7 @@ def _start(
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    env.pop(MULTIPROC_ENV, None)  # not a server worker: its metric files would outlive it, its gauges stale
     with paths.log.open("ab") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "labelzoo.training.worker", str(write_fd)],

@@ -69,7 +69,8 @@ def _offline(runtime: Runtime, args: argparse.Namespace, stop: threading.Event) 
         raise LabelzooError(f"no label config at {config_path}: pass --label-config FILE")
     label_config = config_path.read_text(encoding="utf-8")
     if args.tasks.is_dir():
-        sources = scan_media_folder(args.tasks, parse_label_config_cached(label_config), args.data_prefix)
+        config = parse_label_config_cached(label_config, max_bytes=runtime.settings.label_config_max_bytes)
+        sources = scan_media_folder(args.tasks, config, args.data_prefix)
     else:
         sources = load_task_file(args.tasks)
     _wait_for_model(runtime)

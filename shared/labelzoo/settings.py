@@ -39,6 +39,9 @@ SERVER_OPTIONS = Options(
     Option("MODEL_ROOT", Path, None,
            doc="folder where relative model paths (`model_path`, `YOLO_MODEL_*`, checkpoints) are looked up"),
     Option("ALLOW_CUSTOM_MODEL_PATH", bool, False, doc="let a label config choose weights with `model_path`"),
+    Option("LABEL_CONFIG_MAX_MB", float, 16.0, low=0.001,
+           doc="largest label config accepted; hostile XML (entities, DTDs) is refused at any size. A config of "
+           "many megabytes takes about 0.7 s per MB to parse the first time (then it is cached)"),
     Option("MODEL_SCORE_THRESHOLD", float, None, low=0, high=1, default_doc="the backend's",
            doc="minimum score of a prediction for controls without `model_score_threshold`; unset: each "
            "backend's default, see Score thresholds below"),
@@ -112,6 +115,7 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)  # REDIS_URL (may hold a password): jobs go to RQ
     version_pins: Mapping[str, str] = field(default_factory=dict)  # MODEL_VERSION_PIN
     model_score_threshold: float | None = None  # MODEL_SCORE_THRESHOLD; None: each backend's default
+    label_config_max_bytes: int = 16 << 20  # LABEL_CONFIG_MAX_MB
     model_root: Path | None = None  # MODEL_ROOT: where relative model paths are looked up
     allow_custom_model_path: bool = False  # ALLOW_CUSTOM_MODEL_PATH: let a label config choose weights
     device: str = "auto"  # DEVICE: auto, cpu, cuda, cuda:1, mps
@@ -148,6 +152,7 @@ class Settings:
             redis_url=v.redis_url,
             version_pins=parse_pins(v.model_version_pin or ""),
             model_score_threshold=v.model_score_threshold,
+            label_config_max_bytes=int(v.label_config_max_mb * 2**20),
             model_root=v.model_root,
             allow_custom_model_path=v.allow_custom_model_path,
             device=v.device,

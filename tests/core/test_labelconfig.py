@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -179,7 +180,7 @@ def test_sample_config_parses_to_exactly_the_expected_tags(name: str) -> None:
     assert list(config.controls) == list(controls)
     for control in config.controls.values():
         assert control.objects == tuple(config.objects[n] for n in control.to_names)
-        assert control.result_type == control.tag.lower()
+        assert control.result_type == ("chatmessage" if control.tag == "Chat" else control.tag.lower())
     assert config.warnings == ()
 
 
@@ -482,11 +483,36 @@ def test_dtds_and_entities_are_refused(xml: str) -> None:
 
 
 def test_oversized_config_is_refused() -> None:
-    xml = "<View>" + " " * (2 * MAX_LABEL_CONFIG_BYTES) + "</View>"
-    with pytest.raises(
-        LabelConfigError, match=rf"is {len(xml)} bytes; the limit is {MAX_LABEL_CONFIG_BYTES} bytes"
-    ):
+    xml = "<View>" + " " * (MAX_LABEL_CONFIG_BYTES + 1) + "</View>"
+    limit = rf"is {len(xml)} bytes; the limit is {MAX_LABEL_CONFIG_BYTES} bytes .*LABEL_CONFIG_MAX_MB"
+    with pytest.raises(LabelConfigError, match=limit):
         parse_label_config(xml)
+    with pytest.raises(LabelConfigError, match="the limit is 1000 bytes"):
+        parse_label_config("<View>" + " " * 1000 + "</View>", max_bytes=1000)
+
+
+def many_views(controls: int) -> str:
+    """A legal config of ``controls`` small views, each a text with its choices (5 MB at 50,000)."""
+    views = "".join(
+        f'<View><Text name="t{i}" value="$t{i}"/><Choices name="c{i}" toName="t{i}">'
+        f'<Choice value="yes"/><Choice value="no"/></Choices></View>'
+        for i in range(controls)
+    )
+    return f"<View>{views}</View>"
+
+
+def test_a_legal_config_of_many_megabytes_parses_and_a_hostile_one_of_that_size_is_refused_at_once() -> None:
+    xml = many_views(50_000)
+    assert len(xml) > 5_000_000
+    started = time.perf_counter()
+    config = parse_label_config(xml)
+    assert time.perf_counter() - started < 60  # measured 3-4 s on 2 CPU cores; the bound only catches a blow-up
+    assert len(config.controls) == 50_000 and config.control("c49999").label_keys == ("yes", "no")
+    hostile = BILLION_LAUGHS.replace("<View>", "<View>" + " " * 5_000_000, 1)
+    started = time.perf_counter()
+    with pytest.raises(LabelConfigError, match="must not declare entities/DTD"):
+        parse_label_config(hostile)
+    assert time.perf_counter() - started < 5
 
 
 def test_malformed_xml_reports_line_and_column() -> None:

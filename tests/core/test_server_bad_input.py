@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.core.test_server_protocol import predict_body, setup_body
+from tests.core.test_server_protocol import CONFIG, predict_body, setup_body
 
 BROKEN_XML = "<View><Text name='text' value='$text'><Choices"
 BILLION_LAUGHS = """<?xml version="1.0"?>
@@ -138,3 +138,13 @@ def test_query_parameters_and_job_routes_refuse_bad_input_clearly(make_client, m
     assert response.status_code == 400, response.get_data(as_text=True)
     assert words in response.get_json()["message"]
     assert client.get("/health").status_code == 200
+
+
+def test_the_label_config_limit_is_a_setting(make_client):
+    small = make_client(LABEL_CONFIG_MAX_MB="0.001")  # 1,048 bytes: not enough for the longer config below
+    padded = CONFIG.replace("</View>", "<!--" + "x" * 2000 + "--></View>")
+    refused = small.post("/setup", json={**setup_body(), "schema": padded})
+    assert refused.status_code == 400 and "LABEL_CONFIG_MAX_MB" in refused.get_json()["message"]
+    assert small.post("/predict", json={**predict_body("positive"), "label_config": padded}).status_code == 400
+    assert small.post("/setup", json=setup_body()).status_code == 200
+    assert make_client().post("/setup", json={**setup_body(), "schema": padded}).status_code == 200

@@ -125,7 +125,8 @@ def rq_predict_chunk(spec: Mapping[str, Any]) -> dict[str, Any]:
     if weights is None:
         model.start()
     instance = model.get(version, weights, wait=600)
-    ctx = PredictContext(project=spec["project"], config=parse_label_config_cached(spec["label_config"]),
+    ctx = PredictContext(project=spec["project"], config=parse_label_config_cached(
+                             spec["label_config"], max_bytes=settings.label_config_max_bytes),
                          media=MediaResolver(settings.media, client=client), settings=settings, model_version=version,
                          params=spec["params"])
     api = BulkApi(client, rate_limit=settings.bulk_rate_limit, retries=settings.bulk_retries)

@@ -215,7 +215,8 @@ class BulkService:
         """Read the label config and the project's tasks; claim those lacking the version, in chunks."""
         api = self._require_api()
         label_config = job.label_config or api.label_config(job.project)
-        self.predictions.assignments(parse_label_config_cached(label_config))  # fails early on a config it cannot fill
+        config = parse_label_config_cached(label_config, max_bytes=self.settings.label_config_max_bytes)
+        self.predictions.assignments(config)  # fails early on a config it cannot fill
         self.store.set_label_config(job.id, label_config)
         self.store.set_message(job.id, "listing the project's tasks")
         missing, project_tasks = api.missing(job.project, job.model_version, on_page)

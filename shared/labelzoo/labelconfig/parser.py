@@ -38,8 +38,11 @@ from labelzoo.labelconfig.tags import (
     lookup_attr,
 )
 
-MAX_LABEL_CONFIG_BYTES = 1 << 20
-"""Larger configs are refused; real ones are a few KiB."""
+MAX_LABEL_CONFIG_BYTES = 16 << 20
+"""The default limit (``LABEL_CONFIG_MAX_MB``). Most configs are a few KiB, but legal ones reach megabytes (a
+config of many views with 50,000 controls is 5 MB and parses in 3–4 s, then is cached); Label Studio saves
+anything under its 250 MB request limit. Hostile XML (entities, DTDs, deep nesting) is refused whatever
+its size, before any of it is expanded."""
 
 _KNOWN_CONTROLS = frozenset(name.lower() for name in CONTROL_TAG_NAMES)
 _LABEL_TAGS = frozenset({"label", "choice", "relation"})
@@ -47,13 +50,13 @@ _SELF_REFERENCING = frozenset({"chat", "reactcode"})
 """Registered as both object and control (a result may name the tag itself), as in the SDK."""
 
 
-def parse_label_config(xml: str) -> LabelConfig:
-    """Parse a label config; raises :class:`LabelConfigError` when it is unusable.
+def parse_label_config(xml: str, *, max_bytes: int = MAX_LABEL_CONFIG_BYTES) -> LabelConfig:
+    """Parse a label config of at most ``max_bytes``; raises :class:`LabelConfigError` when it is unusable.
 
     Problems that Label Studio tolerates (a ``toName`` naming no object, duplicate labels, a
     control tag without ``name``) are kept as human-readable ``warnings`` instead.
     """
-    root, comments = _parse_xml(xml)
+    root, comments = _parse_xml(xml, max_bytes)
     collected = _Collector()
     collected.walk(root)
     warnings = collected.warnings
@@ -70,15 +73,15 @@ def parse_label_config(xml: str) -> LabelConfig:
 
 
 @lru_cache(maxsize=32)
-def _parse_cached(xml: str) -> LabelConfig:
-    return parse_label_config(xml)
+def _parse_cached(xml: str, max_bytes: int) -> LabelConfig:
+    return parse_label_config(xml, max_bytes=max_bytes)
 
 
-def parse_label_config_cached(xml: str) -> LabelConfig:
+def parse_label_config_cached(xml: str, *, max_bytes: int = MAX_LABEL_CONFIG_BYTES) -> LabelConfig:
     """:func:`parse_label_config` with a small LRU cache (parsed configs are immutable)."""
     if not isinstance(xml, str):
-        return parse_label_config(xml)  # raises the usual error; unhashable input can't be cached
-    return _parse_cached(xml)
+        return parse_label_config(xml, max_bytes=max_bytes)  # raises the usual error; unhashable: not cached
+    return _parse_cached(xml, max_bytes)
 
 
 class _CommentCollector(ET.TreeBuilder):
@@ -92,7 +95,7 @@ class _CommentCollector(ET.TreeBuilder):
         self.comments.append(text)
 
 
-def _parse_xml(xml: object) -> tuple[ET.Element, list[str]]:
+def _parse_xml(xml: object, max_bytes: int) -> tuple[ET.Element, list[str]]:
     if not isinstance(xml, str):
         raise LabelConfigError(f"label config must be an XML string, got {type(xml).__name__}")
     if not xml.strip():
@@ -103,10 +106,10 @@ def _parse_xml(xml: object) -> tuple[ET.Element, list[str]]:
         raise LabelConfigError(
             f"label config holds a character that is not valid Unicode at position {exc.start}"
         ) from None
-    if size > MAX_LABEL_CONFIG_BYTES:
+    if size > max_bytes:
         raise LabelConfigError(
-            f"label config is {size} bytes; the limit is {MAX_LABEL_CONFIG_BYTES} bytes "
-            f"({MAX_LABEL_CONFIG_BYTES >> 20} MiB)"
+            f"label config is {size} bytes; the limit is {max_bytes} bytes ({max_bytes / 2**20:g} MiB): raise "
+            "LABEL_CONFIG_MAX_MB on the backend if the config is meant to be this large"
         )
     builder = _CommentCollector()
     parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)

@@ -39,6 +39,8 @@ def canonical_tag(tag: str) -> str:
     return _CANONICAL.get(tag.lower(), tag)
 
 
+#: result types that are not the control's tag in lower case
+_RESULT_TYPES = {"chat": "chatmessage"}
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -147,8 +149,9 @@ class ControlTag:
 
     @property
     def result_type(self) -> str:
-        """The ``type`` of this control's prediction results, e.g. ``"rectanglelabels"``."""
-        return self.tag.lower()
+        """The ``type`` of this control's prediction results, e.g. ``"rectanglelabels"``: the tag in lower case,
+        but ``"chatmessage"`` for a ``<Chat>`` (label-studio-sdk's ``ChatMessageTag``, the control side of it)."""
+        return _RESULT_TYPES.get(self.tag.lower(), self.tag.lower())
 
     @property
     def label_keys(self) -> tuple[str, ...]:

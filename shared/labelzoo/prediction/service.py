@@ -82,13 +82,16 @@ class PredictionService:
 
     def model_health(self) -> dict[str, Any]:
         state = self.models.base_state
+        details = dict(self.models.base.health()) if state.state == "ready" else {}
+        late = details.pop("notices", ())
         return {
             "state": state.state,
             "error": state.error,
             "load_seconds": None if state.seconds is None else round(state.seconds, 3),
             "base_version": self.models.base.base_version(),
             "loaded_versions": self.models.loaded_versions(),
-            "notices": list(state.notices),
+            "notices": [*state.notices, *late],
+            **({"details": details} if details else {}),
         }
 
     # label config ----------------------------------------------------------------------------
@@ -146,7 +149,7 @@ class PredictionService:
 
     # protocol --------------------------------------------------------------------------------
     def setup(self, req: SetupRequest) -> dict[str, Any]:
-        config = parse_label_config_cached(req.label_config)
+        config = parse_label_config_cached(req.label_config, max_bytes=self.settings.label_config_max_bytes)
         report = self.label_report(config)
         if "model_version" in req.extra_params:
             pinned = req.extra_params["model_version"]
@@ -175,7 +178,7 @@ class PredictionService:
         ``version`` defaults to the project's current one (falling back to an ancestor when that one turns out
         unloadable and is quarantined); without a project (offline runs), the base model.
         """
-        config = parse_label_config_cached(label_config)
+        config = parse_label_config_cached(label_config, max_bytes=self.settings.label_config_max_bytes)
         self.assignments(config)
         if not project:
             version = version or self.versions.base_version()

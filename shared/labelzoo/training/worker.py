@@ -85,7 +85,8 @@ def _train(
     backend = load_backend(args.backend_path)
     examples = [TrainingExample.from_json(e) for e in spec["examples"]]
     data = TrainingData(
-        project=spec["project"], config=parse_label_config(spec["label_config"]), examples=examples,
+        project=spec["project"], examples=examples,
+        config=parse_label_config(spec["label_config"], max_bytes=args.settings.label_config_max_bytes),
         reason=spec["reason"],
     )
     logger.info(

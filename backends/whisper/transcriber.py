@@ -1,4 +1,4 @@
-"""Run a loaded Whisper model over a file: language detection, then transcription window by window.
+"""Run a Whisper engine over a file: language detection, then transcription window by window.
 
 Long files are transcribed in windows (``WHISPER_WINDOW_SECONDS``, ten minutes by default) with
 Whisper's own 30-second sliding decode inside each, joined on the file's time line by
@@ -7,6 +7,7 @@ whole into the next window unless it ended more than 30 seconds (or half a windo
 end. Segment and word times are shifted by the window's start and clamped to the audio that window held
 (:func:`shifted`). The language of a file longer than a window is detected once, on its first 30
 seconds, and used for every window; a shorter file is left to ``transcribe``, which does the same.
+Each window passes the speech gate first (:mod:`.speech`): silence is not transcribed.
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ from contextlib import closing
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
-from urllib.error import URLError
 
 import numpy as np
-import torch
-import whisper
-from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 
 from labelzoo.audio import SAMPLE_RATE, AudioStream
 from labelzoo.stitching import on_timeline, stitch_windows
 
+from .engines import Engine, Segment
 from .options import Decoding, WhisperOptions
-
-Segment = dict[str, Any]
+from .speech import SpeechGate, spoken
 
 
 @dataclass(frozen=True)
@@ -42,27 +39,18 @@ class Transcript:
     language_probability: float | None = None
 
 
-def load_model(options: WhisperOptions) -> whisper.Whisper:
-    """The model named by ``WHISPER_MODEL``: official weights are downloaded on first use."""
-    try:
-        return whisper.load_model(options.model, device=options.device, download_root=str(options.download_root))
-    except (URLError, ConnectionError, TimeoutError) as exc:
-        raise RuntimeError(
-            f"cannot download the Whisper {options.model!r} weights into {options.download_root} ({exc}); "
-            "without internet, set WHISPER_MODEL to a checkpoint file on disk"
-        ) from exc
-
-
 class Transcriber:
-    """A loaded model and the one lock around it.
+    """A loaded engine and the one lock around it.
 
-    Whisper's decoder installs key/value-cache hooks on the shared model for the length of a decode,
-    so two threads decoding at once would corrupt each other's caches: calls are serialised.
+    openai-whisper's decoder installs key/value-cache hooks on the shared model for the length of a decode,
+    so two threads decoding at once would corrupt each other's caches: calls are serialised (for
+    faster-whisper too, whose one CTranslate2 worker would serialise them anyway).
     """
 
-    def __init__(self, model: whisper.Whisper, options: WhisperOptions) -> None:
-        self.model = model
+    def __init__(self, engine: Engine, options: WhisperOptions) -> None:
+        self.engine = engine
         self.options = options
+        self.gate = None if options.vad_threshold is None else SpeechGate(options.vad_threshold)
         self._lock = threading.Lock()
 
     def transcribe(
@@ -72,35 +60,28 @@ class Transcriber:
         (``detect``). Without ``text`` only the first window is decoded."""
         window = round(self.options.window_seconds * SAMPLE_RATE)
         windows = stream.windows(self.options.window_seconds)
-        with self._lock, closing(windows), torch.no_grad():
+        with self._lock, closing(windows):
             first = next(windows)
             several = len(first) == window  # else the whole file is in `first`: transcribe detects the language
             detected = probability = None
-            if self.model.is_multilingual and (detect or (decoding.language is None and several)):
-                detected, probability = self.detect_language(first)
+            silent = self.gate is not None and not self.gate.regions(first)
+            if self.engine.is_multilingual and not silent and (detect or (decoding.language is None and several)):
+                detected, probability = self.engine.detect_language(first)  # silence has no language
             if not text:
                 return Transcript([], detected, probability)
             language = decoding.language or detected
-            kwargs = decoding.transcribe_kwargs(fp16=self.options.fp16)
 
             def run(audio: np.ndarray) -> list[Segment]:
-                result = self.model.transcribe(audio, language=language, word_timestamps=words, verbose=None, **kwargs)
-                return list(result["segments"])
+                speech = self.gate.regions(audio) if self.gate is not None else None
+                if speech == []:
+                    return []  # nothing but silence or noise: Whisper would make words up
+                segments = self.engine.transcribe(audio, decoding, language=language, words=words)
+                return segments if speech is None else spoken(segments, speech)
 
             segments = stitch_windows(
                 itertools.chain([first], windows), run, window_samples=window, start=itemgetter("start"), place=shifted
             )
         return Transcript(segments, detected, probability)
-
-    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
-        """The most likely language of the first 30 s and its probability, exactly as ``transcribe(audio)``
-        computes it: on the log-mel of the whole of ``audio`` cut to 30 s, not of the first 30 s alone, since
-        the log-mel's floor follows the loudest frame of what it was computed on."""
-        mel = log_mel_spectrogram(audio, self.model.dims.n_mels, padding=N_SAMPLES)
-        mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
-        _, probs = self.model.detect_language(mel.half() if self.options.fp16 else mel)
-        code = max(probs, key=probs.get)
-        return code, float(probs[code])
 
 
 def shifted(segment: Mapping[str, Any], offset: float, limit: float) -> Segment:

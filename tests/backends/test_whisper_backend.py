@@ -113,11 +113,11 @@ def test_transcripts_regions_and_language_for_every_format(serve_whisper, media:
         assert region["score"] == region_text["score"] == pytest.approx(result["score"], abs=1e-12)  # one segment
         assert 0.5 < result["score"] <= 1.0
     silent = results[-1]
-    assert [i["type"] for i in silent["result"]] == ["choices"]  # no text: no transcript, no region
+    assert silent["result"] == []  # no speech: no transcript, no region, and no language to name
     assert silent["score"] == 0.0  # reviewed first under uncertainty sampling
 
     # the served score is Whisper's own numbers put through the documented formula
-    model = runtime.models.base.transcriber.model
+    model = runtime.models.base.transcriber.engine.model
     (direct,) = model.transcribe(audio.decode(media / "hello.wav"), language="en", temperature=0.0, fp16=False)[
         "segments"
     ]
@@ -140,7 +140,7 @@ def test_unreadable_audio_fails_only_its_own_task(serve_whisper, media: Path, tr
 
 def test_project_extra_params_reach_whisper(serve_whisper, media: Path, trained: Path, monkeypatch) -> None:
     runtime, client = serve_whisper(trained)
-    model = runtime.models.base.transcriber.model
+    model = runtime.models.base.transcriber.engine.model
     calls = []
     transcribe = model.transcribe
     monkeypatch.setattr(model, "transcribe", lambda *a, **k: calls.append(k) or transcribe(*a, **k))
@@ -182,8 +182,8 @@ def test_long_audio_is_transcribed_in_bounded_windows_with_exact_offsets(serve_w
         spoken = audio.decode(media / phrase)
         samples[at * SR : at * SR + len(spoken)] += spoken
     path = write_wav(media / "long.wav", samples)
-    runtime, client = serve_whisper(trained, WHISPER_WINDOW_SECONDS="40")
-    model = runtime.models.base.transcriber.model
+    runtime, client = serve_whisper(trained, WHISPER_WINDOW_SECONDS="40", WHISPER_VAD="false")  # every window
+    model = runtime.models.base.transcriber.engine.model
     calls: list[tuple[np.ndarray, list[dict]]] = []
     transcribe = model.transcribe
 
@@ -228,8 +228,8 @@ def test_random_weights_serve_what_the_library_returns(serve_whisper, media: Pat
     (result,) = predict(client, ["fox.wav"], media, config=(CONFIGS / "segments.xml").read_text())
     transcriber = runtime.models.base.transcriber
     decoded = audio.decode(media / "fox.wav")
-    language, _ = transcriber.detect_language(decoded)
-    direct = transcriber.model.transcribe(decoded, language=language, temperature=0.0, fp16=False)["segments"]
+    language, _ = transcriber.engine.detect_language(decoded)
+    direct = transcriber.engine.model.transcribe(decoded, language=language, temperature=0.0, fp16=False)["segments"]
     limit = len(decoded) / SR
     expected = [
         (round(min(s["start"], limit), 3), round(min(s["end"], limit), 3), s["text"].strip(), scores.segment_score(s))
@@ -258,3 +258,10 @@ def test_each_task_is_reported_finished_as_soon_as_it_is_transcribed(serve_whisp
     assert [prediction for *_, prediction in heard] == predictions
     assert "gone.wav" in (predictions[1].error or "")
     assert [i["value"] for i in predictions[2].result if i["from_name"] == "transcription"] == [{"text": [PHRASES[1]]}]
+
+
+def test_a_segment_is_dropped_only_far_from_any_speech() -> None:
+    spoken = whisper_module("speech").spoken
+    segments = [{"start": 0.0, "end": 1.5}, {"start": 6.0, "end": 7.0}, {"start": 12.0, "end": 13.0}]
+    assert spoken(segments, [(3.0, 5.0)]) == segments[:2]  # 1.5 s and 1 s away: kept; 7 s away: dropped
+    assert spoken(segments, []) == []

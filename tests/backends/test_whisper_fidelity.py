@@ -60,6 +60,7 @@ SETTINGS = {"DEVICE": "cpu", "WHISPER_BEAM_SIZE": "1", "WHISPER_TEMPERATURE": "0
 #: what SETTINGS mean for whisper.transcribe (beam size 1 is greedy decoding: beam_size=None)
 DECODING = {"task": "transcribe", "beam_size": None, "temperature": 0.0, "fp16": False}
 SPEECH = ["hello.wav", "fox.ogg", "unheard.wav", "long.wav"]
+SILENT = {"silence.wav"}
 
 
 @pytest.fixture(scope="module")
@@ -204,12 +205,18 @@ def rounded(view: dict[str, Any]) -> dict[str, Any]:
 
 def check(results: list[dict[str, Any]], checkpoint: Path, media: Path, files: list[str], config: str
           ) -> list[dict[str, Any]]:  # fmt: skip
-    """Each served result equals the direct call's, as the README maps it; the direct results."""
+    """Each served result equals the direct call's, as the README maps it; the direct results. A file without
+    speech is the one documented difference: the speech gate (``backends/whisper/speech.py``) keeps Whisper from
+    transcribing it, where ``transcribe`` may make words up."""
     model = whisper.load_model(str(checkpoint), device="cpu")
     directs = []
     for name, result in zip(files, results, strict=True):
         path = media / name
         direct, language = transcribe(model, path, words=config == WORDS)
+        if name in SILENT:
+            assert result["result"] == [] and result["score"] == 0.0, name
+            directs.append(direct)
+            continue
         seconds = len(whisper.load_audio(str(path))) / SR
         assert rounded(served(result, config)) == rounded(expected(direct, language, seconds, config)), name
         directs.append(direct)

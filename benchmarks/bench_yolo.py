@@ -17,11 +17,17 @@ read from /proc, vs this process's); on a shared machine the CPU ratio is the st
 (c) agreement: the images whose served regions and task score are exactly what Ultralytics' own ``predict``
     at the control's threshold gives for the same chunk of files (``yolo_support.differences``, the
     comparison of ``tests/backends/test_yolo_fidelity.py``).
+(d) the default engine (``YOLO_ENGINE=auto``: an OpenVINO or ONNX Runtime export, switched to in the background
+    once it agrees with PyTorch) vs PyTorch (``YOLO_ENGINE=torch``, which (a)–(c) measure), both served by a
+    server of their own, timed once the default one's export has settled; and the images whose predictions
+    agree within the backend's tolerance (``yolo_support.engine_differences``). Target: at most 0.5 on a CPU
+    with bf16 units (AMX); without them the ratio is what OpenVINO in f32 gives.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,15 +49,36 @@ BATCH = 8
 THRESHOLD = 0.25  # the served control's: the backend's default
 CONF = THRESHOLD / 4  # the backend asks for candidates down to a quarter of the threshold
 CALIBRATION_IMAGES = 8
-CONFIG = """<View><Image name="image" value="$image"/>
-  <RectangleLabels name="label" toName="image"><Label value="person"/><Label value="car"/></RectangleLabels>
-</View>"""
+IMGSZ = 640  # the model's training size, which both servers predict at
+#: trained detection weights (a .pt file) to measure instead, on Ultralytics' bus.jpg: ``BENCH_YOLO_WEIGHTS``
+TRAINED = os.environ.get("BENCH_YOLO_WEIGHTS")
+
+
+def label_config(names: list[str]) -> str:
+    labels = "".join(f'<Label value="{name}"/>' for name in names)
+    return f'<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">{labels}' \
+           "</RectangleLabels></View>"
+
+
+def trained_inputs(root: Path, weights: Path) -> tuple[Path, list[Path]]:
+    """``weights`` copied under ``root``, and 32 copies of Ultralytics' ``bus.jpg`` (one size, so that the direct
+    batches letterbox as the server does)."""
+    from ultralytics.utils import ASSETS
+
+    model = root / "weights" / weights.name
+    model.parent.mkdir(parents=True)
+    shutil.copyfile(weights, model)
+    paths = []
+    for i in range(IMAGES):
+        path = root / "media" / f"{i:02d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(ASSETS) / "bus.jpg", path)
+        paths.append(path)
+    return model, paths
 
 
 def make_inputs(root: Path) -> tuple[Path, list[Path]]:
     """The model file, calibrated on the first images, and 32 JPEG files of random shapes on noise."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     from PIL import Image, ImageDraw
 
     from tests.backends.yolo_support import build_model
@@ -88,7 +115,7 @@ def agreement(model: YOLO, paths: list[Path], predictions: list[dict[str, Any]])
     return sum(not differences(p, [(control, r)]) for p, r in zip(predictions, direct, strict=True))
 
 
-def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(root: Path, model: Path, engine: str) -> tuple[subprocess.Popen[bytes], str]:
     from tests.conftest import free_port
 
     port = free_port()
@@ -97,9 +124,9 @@ def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]
         "MODEL_DIR": str(root / "models"), "MODEL_ROOT": str(model.parent), "MEDIA_CACHE_DIR": str(root / "cache"),
         "MEDIA_LOCAL_ROOTS": str(root / "media"), "YOLO_MODEL_DETECT": model.name, "YOLO_BATCH": str(BATCH),
         "YOLO_CONFIG_DIR": str(root / "ultralytics"), "LOG_LEVEL": "WARNING", "DEVICE": "cpu",
-        "PREDICT_DEADLINE": "0",
+        "PREDICT_DEADLINE": "0", "YOLO_ENGINE": engine,
     }  # fmt: skip
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    log = open(root / f"server-{engine}.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "labelzoo.cli", "serve", str(YOLO_FOLDER), "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"],
@@ -109,7 +136,7 @@ def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{(root / 'server.log').read_text()}")
+            raise RuntimeError(f"server exited:\n{(root / f'server-{engine}.log').read_text()}")
         try:
             if requests.get(f"{url}/health", timeout=1).json().get("ready"):
                 return proc, url
@@ -117,7 +144,18 @@ def start_server(root: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]
             pass
         time.sleep(0.2)
     proc.terminate()
-    raise TimeoutError(f"server not ready:\n{(root / 'server.log').read_text()}")
+    raise TimeoutError(f"server not ready:\n{(root / f'server-{engine}.log').read_text()}")
+
+
+def settled_engines(url: str, timeout: float = 300) -> dict[str, Any]:
+    """The served engine of each model, once no export is being prepared any more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        engines = requests.get(f"{url}/health", timeout=5).json()["model"].get("details", {}).get("engines", {})
+        if engines and all(status.get("state") != "preparing" for status in engines.values()):
+            return engines
+        time.sleep(0.5)
+    raise TimeoutError("the export did not settle")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -129,27 +167,39 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> None:
+    if str(REPO) not in sys.path:  # tests.backends.yolo_support builds the model and compares the answers
+        sys.path.insert(0, str(REPO))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
     with tempfile.TemporaryDirectory(prefix="bench-yolo-") as tmp:
         root = Path(tmp)
         os.environ.setdefault("YOLO_CONFIG_DIR", str(root / "ultralytics"))
-        model_path, paths = make_inputs(root)
+        model_path, paths = trained_inputs(root, Path(TRAINED)) if TRAINED else make_inputs(root)
         from ultralytics import YOLO
 
+        from tests.backends.yolo_support import engine_differences
+
         model = YOLO(str(model_path))
-        proc, url = start_server(root, model_path)
+        config = label_config(list(model.names.values()))
+        proc, url = start_server(root, model_path, "torch")
+        default_proc, default_url = start_server(root, model_path, "auto")
         try:
             body = {"tasks": [{"id": i, "data": {"image": str(p)}} for i, p in enumerate(paths)], "project": "1",
-                    "label_config": CONFIG}
+                    "label_config": config}
 
-            def served() -> list[dict[str, Any]]:
-                response = requests.post(f"{url}/predict", json=body, timeout=300)
+            def post(to: str) -> list[dict[str, Any]]:
+                response = requests.post(f"{to}/predict", json=body, timeout=300)
                 response.raise_for_status()
                 results = response.json()["results"]
                 assert len(results) == IMAGES and all("result" in r for r in results), results[:1]
                 return results
+
+            def served() -> list[dict[str, Any]]:
+                return post(url)
+
+            def served_default() -> list[dict[str, Any]]:
+                return post(default_url)
 
             def direct() -> None:
                 out = [r for chunk in chunks(paths) for r in model.predict(chunk, conf=CONF, device="cpu",
@@ -160,10 +210,14 @@ def main() -> None:
                 for p in paths:
                     model.predict(str(p), conf=CONF, device="cpu", verbose=False)
 
-            runs = {"served": served, "direct": direct, "one_by_one": one_by_one}
+            runs = {"served": served, "direct": direct, "one_by_one": one_by_one, "default": served_default}
             warm_ups = {name: run() for name, run in runs.items()}  # model loading, first-call setup, file caches
+            engines = settled_engines(default_url)  # the default engine's export, in the background, then checked
+            warm_ups["default"] = served_default()  # the first call on the switched engine compiles it
             predictions = warm_ups["served"]
             regions, agree = sum(len(p["result"]) for p in predictions), agreement(model, paths, predictions)
+            pairs = zip(predictions, warm_ups["default"], strict=True)
+            same = sum(not engine_differences(a, b, IMGSZ) for a, b in pairs)
             best = dict.fromkeys(runs, float("inf"))
             cpu = dict.fromkeys(runs, float("inf"))
             for _ in range(REPEATS):
@@ -173,9 +227,11 @@ def main() -> None:
                     best[name] = min(best[name], time.perf_counter() - started)
                     cpu[name] = min(cpu[name], time.process_time() + cpu_seconds(proc.pid) - cpu_started)
         finally:
-            proc.terminate()
-            proc.wait(30)
-    print(f"   {IMAGES} images 640x480, yolo11n (random weights, calibrated), CPU, best of {REPEATS}")
+            for server in (proc, default_proc):
+                server.terminate()
+                server.wait(30)
+    what = f"{Path(TRAINED).name} on Ultralytics' bus.jpg" if TRAINED else "640x480, yolo11n (random, calibrated)"
+    print(f"   {IMAGES} images {what}, CPU, best of {REPEATS}")
     print(f"   served /predict {best['served']:.2f} s | Ultralytics direct, batch {BATCH} {best['direct']:.2f} s | "
           f"one image per call {best['one_by_one']:.2f} s")
     print(f"   CPU seconds: served {cpu['served']:.2f} | direct {cpu['direct']:.2f} | "
@@ -185,6 +241,18 @@ def main() -> None:
     print(f"   (b) one-by-one / served = {best['one_by_one'] / best['served']:.2f} wall")
     print(f"   (c) agreement: {agree}/{IMAGES} images served exactly Ultralytics' own predict at conf={THRESHOLD} "
           f"({regions} regions)")
+    (status,) = engines.values()
+    print(f"   (d) default engine {status['engine']} ({status['state']}"
+          f"{', refused: ' + '; '.join(status['refused']) if status.get('refused') else ''}): served "
+          f"{best['default']:.2f} s = {best['default'] / best['served']:.2f} x PyTorch-served {best['served']:.2f} s "
+          f"(target <= 0.5 with bf16 units; {'AMX' if amx() else 'no AMX'} here); Ultralytics direct (PyTorch) "
+          f"{best['direct']:.2f} s; {same}/{IMAGES} images agree with PyTorch-served within the tolerance")
+
+
+def amx() -> bool:
+    """Whether this CPU has AMX bf16 units (Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and "amx_bf16" in cpuinfo.read_text()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
 from labelzoo.learning import decide
 from labelzoo.settings import Settings
 
+from .engines import SERVED, serve
+from .engines import status as engine_status
 from .kind import Converter
 from .kinds import CONTROL_TAGS, DETECT, KINDS, kind_of
 from .options import OPTIONS, YoloOptions
@@ -90,10 +92,10 @@ class Yolo(Backend):
         if self.weights is not None:
             manifest = json.loads((self.weights / MANIFEST).read_text(encoding="utf-8"))
             for name, entry in manifest["controls"].items():
-                model = load_model(self.weights / entry["file"])
+                model = serve(load_model(self.weights / entry["file"]), self.yolo, self.weights / "engines")
                 self.trained[name] = Trained(entry["kind"], entry["file"], model, dict(entry.get("metrics", {})))
         for kind in self.yolo.preload:
-            shared_model(resolve_model_path(self.yolo.models[kind], self.yolo.model_root, custom=False))
+            shared_model(resolve_model_path(self.yolo.models[kind], self.yolo.model_root, custom=False), self.yolo)
 
     def base_version(self) -> str:
         """The detection model's name, plus a hash of the other kinds' models when they differ from the defaults."""
@@ -108,6 +110,13 @@ class Yolo(Backend):
         digest = hashlib.sha1(json.dumps(configured, sort_keys=True).encode()).hexdigest()[:6]
         return f"{stem}-{digest}"
 
+    def health(self) -> dict[str, Any]:
+        """The engine of every model loaded in this process (base weights and trained versions alike), and why
+        a faster one was refused."""
+        models = list(SERVED.values())
+        notices = [model.switch.reason for model in models if model.switch is not None and model.switch.reason]
+        return {"engines": {model.source: engine_status(model) for model in models}, "notices": notices}
+
     # models ----------------------------------------------------------------------------------
     def model_for(self, plan: ControlPlan) -> YoloModel:
         """This version's fine-tuned model for the control, else the configured model of its kind."""
@@ -115,7 +124,7 @@ class Yolo(Backend):
         if trained is not None and trained.kind == plan.kind.name:
             return trained.model
         path = resolve_model_path(plan.model_name, self.yolo.model_root, custom=plan.custom)
-        model = shared_model(path)
+        model = shared_model(path, self.yolo)
         plan.kind.check_model(model, plan.where)
         return model
 

@@ -46,6 +46,11 @@ OPTIONS = Options(
            "size for fine-tuned ones)"),
     Option("YOLO_PRELOAD", str, ("detect",), many=True, choices=(*KIND_NAMES, "all", "none"), check=_preload,
            doc="kinds whose model is loaded at start (`detect,segment`, `all`, `none`); the others load on first use"),
+    Option("YOLO_ENGINE", str, "auto", choices=("auto", "torch", "openvino", "onnx"),
+           doc="what runs the models. `auto`: on a CPU, each model is exported in the background to OpenVINO (else "
+           "ONNX Runtime, if installed) and serves from it once it gives PyTorch's answers on a few images (see "
+           "Engines); on a GPU, PyTorch. `torch`, `onnx`: that engine; `openvino`: OpenVINO, at the CPU's bf16 if "
+           "that gives PyTorch's answers, else in f32 (a missing package stops the load)"),
     Option("YOLO_EPOCHS", int, None, low=1, default_doc="from the data", doc="fixed number of training epochs"),
     MAX_MEGAPIXELS,
     Option("YOLO_CONFIG_DIR", Path, default_doc="`$MODEL_DIR/ultralytics`", doc="Ultralytics' settings folder"),
@@ -60,6 +65,8 @@ class YoloOptions:
     batch: int | None  # YOLO_BATCH: images per forward pass; None = by device (:attr:`chunk`)
     imgsz: int | None  # YOLO_IMGSZ: inference size; None = the size the model was trained at
     preload: tuple[str, ...]  # YOLO_PRELOAD: kinds whose model load() loads up front (default detect; all, none)
+    engine: str  # YOLO_ENGINE: auto, torch, openvino or onnx (:mod:`.engines`)
+    engine_cache: Path  # $MODEL_DIR/engines: exports of base weights, by content
     epochs: int | None  # YOLO_EPOCHS: fixed epoch count for training; None = chosen from the data size
     max_pixels: int  # IMAGE_MAX_MEGAPIXELS: larger images are refused (decompression bombs)
     config_dir: Path  # YOLO_CONFIG_DIR: Ultralytics' settings and fonts, default $MODEL_DIR/ultralytics
@@ -91,6 +98,8 @@ class YoloOptions:
             batch=values.yolo_batch,
             imgsz=values.yolo_imgsz,
             preload=values.yolo_preload,
+            engine=values.yolo_engine,
+            engine_cache=settings.model_dir / "engines",
             epochs=values.yolo_epochs,
             max_pixels=max_pixels_setting(settings),
             config_dir=values.yolo_config_dir or settings.model_dir / "ultralytics",

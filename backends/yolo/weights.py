@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labelzoo.acceleration import EngineSwitch
 from labelzoo.caching import LruCache
 from labelzoo.errors import LabelConfigError, LabelzooError
 
+from .engines import serve
 from .options import YoloOptions
 
 if TYPE_CHECKING:
@@ -31,6 +34,8 @@ COCO_KEYPOINTS = (
     "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
     "right_ankle",
 )  # fmt: skip
+#: images with detections kept per model, to check an export on what the backend really sees
+RECENT_IMAGES = 3
 
 _prepared = threading.Lock()
 
@@ -97,16 +102,31 @@ def resolve_model_path(name: str, root: Path, *, custom: bool) -> Path:
 
 
 class YoloModel:
-    """A loaded Ultralytics model. Calls are serialised: an Ultralytics predictor is not thread-safe."""
+    """A loaded Ultralytics model. Calls are serialised: an Ultralytics predictor is not thread-safe.
+
+    ``yolo`` is always the PyTorch model: names, keypoints and training read it, and exports are checked
+    against it. Predictions go through :attr:`engine`'s model, PyTorch until an export replaces it
+    (:mod:`.engines`). The last few images on which it found something are kept for that check.
+    """
 
     def __init__(self, yolo: Any, source: str) -> None:
         self.yolo = yolo
         self.source = source
+        self.engine = "torch"
+        self.switch: EngineSwitch[Any] | None = None  # the background export to a faster engine, if any
+        self.recent: deque[np.ndarray] = deque(maxlen=RECENT_IMAGES)
+        self._runner = yolo
         self._lock = threading.Lock()
 
     @property
     def task(self) -> str:
         return str(self.yolo.task)
+
+    @property
+    def imgsz(self) -> int:
+        """The size the model was trained at (Ultralytics' 640 when the checkpoint does not say)."""
+        size = self.yolo.overrides.get("imgsz") or 640
+        return int(max(size) if isinstance(size, list | tuple) else size)
 
     @property
     def names(self) -> dict[int, str]:
@@ -125,20 +145,42 @@ class YoloModel:
             return list(COCO_KEYPOINTS)
         return [str(i) for i in range(count)]
 
+    def use(self, engine: str, runner: Any) -> None:
+        """Predict with ``runner`` (an Ultralytics model of the same weights on ``engine``) from now on."""
+        with self._lock:
+            self._runner, self.engine = runner, engine
+
     def predict(
-        self, images: list[np.ndarray], *, conf: float, options: YoloOptions, iou: float | None = None
+        self,
+        images: list[np.ndarray],
+        *,
+        conf: float,
+        options: YoloOptions,
+        iou: float | None = None,
+        runner: Any = None,
     ) -> list[Results]:
         """Results for BGR arrays, one forward pass for the whole list (the caller sizes the chunks);
-        ``iou`` is the NMS overlap (None: Ultralytics' default)."""
-        extra: dict[str, Any] = {"imgsz": options.imgsz} if options.imgsz else {}
+        ``iou`` is the NMS overlap (None: Ultralytics' default); ``runner``: another engine's model to ask
+        instead of the serving one (the export check)."""
+        serving = runner is None
+        runner = runner or self._runner
+        extra: dict[str, Any] = {"imgsz": options.imgsz or self.imgsz}  # an export does not know its training size
         if iou is not None:
             extra["iou"] = iou
-        if options.half:
+        if runner is self.yolo and options.half:
             extra["quantize"] = 16  # fp16 (Ultralytics 8.4 replaced half=True with quantize)
+        device = options.device if runner is self.yolo else "cpu"  # exports run on the CPU
         with self._lock:
-            return list(
-                self.yolo.predict(images, conf=conf, device=options.device, batch=len(images), verbose=False, **extra)
-            )
+            results = list(runner.predict(images, conf=conf, device=device, batch=len(images), verbose=False, **extra))
+        if serving:
+            self.recent.extend(image for image, result in zip(images, results, strict=True) if _found(result))
+        return results
+
+
+def _found(result: Results) -> bool:
+    """Whether a result holds something to compare: an instance, or class probabilities."""
+    found = result.obb if result.obb is not None else result.boxes
+    return result.probs is not None or (found is not None and len(found) > 0)
 
 
 def load_model(path: Path) -> YoloModel:
@@ -158,10 +200,12 @@ def load_model(path: Path) -> YoloModel:
         raise LabelzooError(f"cannot load YOLO model {path}{hint}: {type(exc).__name__}: {exc}") from exc
 
 
-#: base and custom models by path, loaded once per process and shared by every served version
-SHARED_MODELS: LruCache[Path, YoloModel] = LruCache()
+#: base and custom models by path (and YOLO_ENGINE), loaded once per process and shared by every served version
+SHARED_MODELS: LruCache[tuple[Path, str], YoloModel] = LruCache()
 
 
-def shared_model(path: Path) -> YoloModel:
-    """The model at ``path`` from :data:`SHARED_MODELS`: one load per path, however many requests ask at once."""
-    return SHARED_MODELS.get_or_compute(path, lambda: load_model(path))
+def shared_model(path: Path, options: YoloOptions) -> YoloModel:
+    """The model at ``path`` from :data:`SHARED_MODELS`: one load per path, however many requests ask at once,
+    on the engine ``YOLO_ENGINE`` asks for (exports of base weights are cached under ``MODEL_DIR/engines``)."""
+    key = (path, options.engine)
+    return SHARED_MODELS.get_or_compute(key, lambda: serve(load_model(path), options, options.engine_cache))

@@ -231,6 +231,14 @@ class Backend(ABC):
         """
         return ()
 
+    def health(self) -> Mapping[str, Any]:
+        """Live facts about the loaded model for ``/health``'s ``model`` section, read on every ``/health`` once
+        the model is loaded (keep it cheap), e.g. which inference engine serves each model while a faster one is
+        prepared in the background (:mod:`labelzoo.acceleration`). A ``notices`` entry (a list of strings) joins
+        ``model.notices``: what the user must know that only became true after loading; the rest shows under
+        ``model.details``. Log such a notice when it arises: the server does not."""
+        return {}
+
     @classmethod
     def ignored_attribute(cls, control: ControlTag, name: str) -> str | None:
         """Why attribute ``name`` (lowercase, ``model_*`` or ``score_threshold``) changes nothing on ``control``,

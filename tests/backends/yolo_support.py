@@ -207,6 +207,7 @@ def yolo_env(tmp_path: Path, models: dict[str, str] | None = None, **extra: str)
         "MEDIA_LOCAL_ROOTS": str(tmp_path / "media"),
         "YOLO_CONFIG_DIR": os.environ["YOLO_CONFIG_DIR"],
         "YOLO_PRELOAD": "none",
+        "YOLO_ENGINE": "torch",  # served exactly as Ultralytics' PyTorch predicts; test_yolo_engines tries the others
     }
     for kind, name in (models or {}).items():
         env[f"YOLO_MODEL_{kind.upper()}"] = name
@@ -589,3 +590,46 @@ def _unpaired(control: Control, served: list[Instance], direct: list[Instance], 
             del left[match]
     return ([f"{control.name}: served {i.describe()} is not in the direct results" for i in extra]
             + [f"{control.name}: direct {i.describe()} was not served" for i in left])  # fmt: skip
+
+
+# --- served vs served, across engines ------------------------------------------------------------------------
+# An exported engine (OpenVINO, ONNX Runtime) computes the same network with other rounding: its answers must be
+# the PyTorch-served ones within the backend's tolerance (backends/yolo/agreement.py), not exactly.
+
+#: the backend's tolerance for an export: box sides in pixels of the model's input, scores, instance masks' IoU
+ENGINE_PIXELS, ENGINE_SCORE, ENGINE_MASK_IOU = 2.0, 0.01, 0.9
+
+
+def engine_differences(reference: dict, candidate: dict, imgsz: int) -> list[str]:
+    """How a prediction served by an exported engine differs from the PyTorch-served one for the same task,
+    predicted at ``imgsz``: every region must have its counterpart (same control and labels, box sides within
+    :data:`ENGINE_PIXELS` at the model's input size, score within :data:`ENGINE_SCORE`, brush mask IoU at least
+    :data:`ENGINE_MASK_IOU`), and the task scores agree."""
+    left = list(candidate["result"])
+    found = []
+    for region in reference["result"]:
+        match = next((j for j, other in enumerate(left) if _same_region(region, other, imgsz)), None)
+        if match is None:
+            found.append(f"{region['from_name']}: {region['type']} at {region.get('score')} has no counterpart")
+        else:
+            del left[match]
+    found += [f"{r['from_name']}: extra {r['type']} at {r.get('score')}" for r in left]
+    if abs((reference["score"] or 0.0) - (candidate["score"] or 0.0)) > ENGINE_SCORE:
+        found.append(f"task score {candidate['score']} but {reference['score']} served by PyTorch")
+    return found
+
+
+def _same_region(a: dict, b: dict, imgsz: int) -> bool:
+    if (a["from_name"], a["type"]) != (b["from_name"], b["type"]) or abs(a["score"] - b["score"]) > ENGINE_SCORE:
+        return False
+    va, vb = a["value"], b["value"]
+    if va[a["type"]] != vb[b["type"]]:
+        return False
+    width, height = a["original_width"], a["original_height"]
+    if a["type"] == "brushlabels":
+        ma, mb = rle_to_mask(va["rle"], width, height), rle_to_mask(vb["rle"], width, height)
+        union = np.logical_or(ma, mb).sum()
+        return bool(not union or np.logical_and(ma, mb).sum() / union >= ENGINE_MASK_IOU)
+    scale = {"x": width, "width": width, "y": height, "height": height}
+    pixels = ENGINE_PIXELS * max(width, height) / imgsz
+    return all(abs(va[k] - vb[k]) * scale[k] / 100 <= pixels for k in scale if k in va)

@@ -63,6 +63,19 @@ def test_health_answers_while_the_model_loads(make_client):
     assert time.perf_counter() - started < 1.5
 
 
+def test_health_shows_the_backends_live_details_and_late_notices(make_client, monkeypatch):
+    from labelzoo.registry import load_backend
+    from tests.conftest import KEYWORD_BACKEND
+
+    facts = {"engines": {"model.pt": {"engine": "torch"}}, "notices": []}
+    monkeypatch.setattr(load_backend(str(KEYWORD_BACKEND)).cls, "health", lambda self: facts)
+    client = make_client()
+    model = client.get("/health").get_json()["model"]
+    assert model["details"] == {"engines": {"model.pt": {"engine": "torch"}}} and model["notices"] == []
+    facts["notices"] = ["model.pt stays on torch: the export disagrees"]  # read on every /health
+    assert client.get("/health").get_json()["model"]["notices"] == facts["notices"]
+
+
 def test_setup_and_predictions_share_one_non_null_version(make_client):
     client = make_client()
     version = client.post("/setup", json=setup_body()).get_json()["model_version"]

@@ -1,0 +1,84 @@
+"""labelzoo.acceleration: exports built once by content, and the background switch that only takes an agreeing one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from labelzoo.acceleration import EngineSwitch, cached_build, content_key
+
+
+def test_the_content_key_follows_the_bytes_not_the_path(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    a.write_bytes(b"weights")
+    b.write_bytes(b"weights")
+    c.write_bytes(b"other weights")
+    assert content_key(a) == content_key(b) != content_key(c)
+    assert len(content_key(a)) == 16
+
+
+def test_a_folder_is_built_once_and_a_failed_build_leaves_nothing(tmp_path: Path) -> None:
+    builds: list[Path] = []
+
+    def build(scratch: Path) -> None:
+        builds.append(scratch)
+        (scratch / "model.xml").write_text("network")
+
+    folder, built = cached_build(tmp_path / "cache" / "key-openvino", build)
+    assert built and (folder / "model.xml").read_text() == "network"
+    assert cached_build(folder, build) == (folder, False) and len(builds) == 1
+
+    def fail(scratch: Path) -> None:
+        (scratch / "half-written").write_text("")
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError):
+        cached_build(tmp_path / "cache" / "other", fail)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["key-openvino"]
+
+
+def test_a_build_that_reconfigures_the_root_logger_leaves_it_as_it_was(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+
+    def build(scratch: Path) -> None:  # what OpenVINO's converter does
+        root.setLevel(logging.ERROR)
+        root.addHandler(logging.StreamHandler())
+
+    cached_build(tmp_path / "export", build)
+    assert root.level == level and root.handlers == handlers
+
+
+def settle(switch: EngineSwitch[str]) -> dict:
+    deadline = time.monotonic() + 5
+    while switch.status()["state"] == "preparing" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return switch.status()
+
+
+def test_the_first_candidate_that_agrees_serves_and_the_refused_ones_are_named() -> None:
+    served: list[tuple[str, str]] = []
+    switch = EngineSwitch(
+        "det.pt", "torch", [("fast", lambda: "bf16"), ("exact", lambda: "f32")],
+        verify=lambda candidate: None if candidate == "f32" else "boxes moved",
+        switch=lambda name, candidate: served.append((name, candidate)),
+    ).start()  # fmt: skip
+    status = settle(switch)
+    assert served == [("exact", "f32")] and status["engine"] == "exact" and status["state"] == "switched"
+    assert status["refused"] == ["fast: boxes moved"] and switch.reason is None
+
+
+def test_when_every_candidate_fails_or_disagrees_the_original_stays_and_says_why() -> None:
+    def broken() -> str:
+        raise OSError("disk full")
+
+    switch = EngineSwitch(
+        "det.pt", "torch", [("fast", lambda: "bf16"), ("exact", broken)],
+        verify=lambda candidate: "boxes moved", switch=lambda name, candidate: pytest.fail("switched"),
+    ).start()  # fmt: skip
+    status = settle(switch)
+    assert status["engine"] == "torch" and status["state"] == "kept"
+    assert switch.reason == "det.pt stays on torch: fast: boxes moved; exact: it failed: OSError: disk full"

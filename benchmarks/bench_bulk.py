@@ -19,7 +19,6 @@ Runs alternate, best of 5. The bulk path pays for reading tasks and posting pred
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from benchmarks import serving
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "backends" / "template"
@@ -71,30 +72,10 @@ def train(model_dir: Path) -> str:
         runtime.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve(model_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO", "REDIS", "BASIC_AUTH"))}
     env.update(MODEL_DIR=str(model_dir), LOG_LEVEL="WARNING", PREDICT_DEADLINE="0")  # one answer with every task
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "labelzoo.cli", "serve", str(TEMPLATE), "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=1).json().get("ready"):
-                return proc, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    proc.terminate()
-    raise TimeoutError(f"the server did not start:\n{log.read_text()[-2000:]}")
+    return serving.start_server(TEMPLATE, env, log, timeout=60)
 
 
 def fake_label_studio(config: str) -> None:

@@ -39,6 +39,8 @@ from typing import Any
 
 import requests
 
+from benchmarks import serving
+
 REPO = Path(__file__).resolve().parents[1]
 SPACY_FOLDER = REPO / "backends" / "spacy"
 TEXTS = 1000
@@ -95,23 +97,8 @@ def cpu_seconds(pid: int) -> float:
 
 def start_server(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     """``labelzoo serve`` on ``port``, ready; with the pid of its gunicorn worker, which predicts."""
-    cmd = [sys.executable, "-m", "labelzoo.cli", "serve", str(SPACY_FOLDER), "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1"]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text(errors='replace')}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json().get("ready"):
-                worker = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0]
-                return server, int(worker)
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    server.terminate()
-    raise TimeoutError(f"server not ready:\n{log.read_text(errors='replace')}")
+    server, _ = serving.start_server(SPACY_FOLDER, env, log, port=port)
+    return server, serving.worker_pids(server.pid)[0]
 
 
 class Direct:

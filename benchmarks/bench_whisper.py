@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import requests
 import torch
 import whisper
 
+from benchmarks import serving
 from tests.backends.whisper_support import (
     TINY_EN,
     WHISPER_BACKEND,
@@ -41,7 +41,6 @@ from tests.backends.whisper_support import (
     speech,
     word_error_rate,
 )
-from tests.conftest import free_port
 
 SENTENCES = [
     "The meeting starts at nine tomorrow morning.",
@@ -62,27 +61,13 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def start_server(folder: Path, checkpoint: Path, **settings: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = {
         **os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),  # the same threads as the direct calls
         "WHISPER_MODEL": str(checkpoint), "MEDIA_LOCAL_ROOTS": str(folder), "DEVICE": "cpu",
         "MODEL_DIR": str(folder / "models"), "MEDIA_CACHE_DIR": str(folder / "cache"), "LOG_LEVEL": "WARNING",
         "PREDICT_DEADLINE": "0", **settings,
     }  # fmt: skip
-    command = [sys.executable, "-m", "labelzoo.cli", "serve", str(WHISPER_BACKEND), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]  # fmt: skip
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=1).json().get("ready"):
-                return server, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the Whisper backend did not become ready in 120 s")
+    return serving.start_server(WHISPER_BACKEND, env, None)
 
 
 def served(url: str, clips: list[Path]) -> tuple[float, list[str]]:

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import requests
 
+from benchmarks import serving
+
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
@@ -77,15 +79,13 @@ def trained_inputs(root: Path, weights: Path) -> tuple[Path, list[Path]]:
     return model, paths
 
 
-def make_inputs(root: Path) -> tuple[Path, list[Path]]:
-    """The model file, calibrated on the first images, and 32 JPEG files of random shapes on noise."""
+def shape_photos(root: Path, count: int) -> list[Path]:
+    """``count`` 640×480 JPEG files under ``root/media`` of random shapes on noise (the same for a count)."""
     from PIL import Image, ImageDraw
-
-    from tests.backends.yolo_support import build_model
 
     rng = np.random.default_rng(0)
     paths = []
-    for i in range(IMAGES):
+    for i in range(count):
         image = Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
         draw = ImageDraw.Draw(image)
         for _ in range(5):
@@ -95,6 +95,14 @@ def make_inputs(root: Path) -> tuple[Path, list[Path]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path, quality=90)
         paths.append(path)
+    return paths
+
+
+def make_inputs(root: Path) -> tuple[Path, list[Path]]:
+    """The model file, calibrated on the first images, and 32 JPEG files of random shapes on noise."""
+    from tests.backends.yolo_support import build_model
+
+    paths = shape_photos(root, IMAGES)
     model = build_model(root / "weights" / "bench-yolo11n.pt", "detect", ["person", "car"],
                         calibrate_on=paths[:CALIBRATION_IMAGES], imgsz=640)  # fmt: skip
     return model, paths
@@ -115,36 +123,17 @@ def agreement(model: YOLO, paths: list[Path], predictions: list[dict[str, Any]])
     return sum(not differences(p, [(control, r)]) for p, r in zip(predictions, direct, strict=True))
 
 
-def start_server(root: Path, model: Path, engine: str) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.conftest import free_port
-
-    port = free_port()
+def start_server(root: Path, model: Path, name: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``labelzoo serve backends/yolo`` (one worker, no deadline) on loopback with ``model`` as its detector,
+    ``settings`` on top; its log is ``root/server-<name>.log``. Returns once it is ready."""
     env = {
         **os.environ,
         "MODEL_DIR": str(root / "models"), "MODEL_ROOT": str(model.parent), "MEDIA_CACHE_DIR": str(root / "cache"),
-        "MEDIA_LOCAL_ROOTS": str(root / "media"), "YOLO_MODEL_DETECT": model.name, "YOLO_BATCH": str(BATCH),
+        "MEDIA_LOCAL_ROOTS": str(root / "media"), "YOLO_MODEL_DETECT": model.name,
         "YOLO_CONFIG_DIR": str(root / "ultralytics"), "LOG_LEVEL": "WARNING", "DEVICE": "cpu",
-        "PREDICT_DEADLINE": "0", "YOLO_ENGINE": engine,
+        "PREDICT_DEADLINE": "0", **settings,
     }  # fmt: skip
-    log = open(root / f"server-{engine}.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelzoo.cli", "serve", str(YOLO_FOLDER), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{(root / f'server-{engine}.log').read_text()}")
-        try:
-            if requests.get(f"{url}/health", timeout=1).json().get("ready"):
-                return proc, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise TimeoutError(f"server not ready:\n{(root / f'server-{engine}.log').read_text()}")
+    return serving.start_server(YOLO_FOLDER, env, root / f"server-{name}.log")
 
 
 def settled_engines(url: str, timeout: float = 300) -> dict[str, Any]:
@@ -182,8 +171,8 @@ def main() -> None:
 
         model = YOLO(str(model_path))
         config = label_config(list(model.names.values()))
-        proc, url = start_server(root, model_path, "torch")
-        default_proc, default_url = start_server(root, model_path, "auto")
+        proc, url = start_server(root, model_path, "torch", YOLO_BATCH=str(BATCH), YOLO_ENGINE="torch")
+        default_proc, default_url = start_server(root, model_path, "auto", YOLO_BATCH=str(BATCH), YOLO_ENGINE="auto")
         try:
             body = {"tasks": [{"id": i, "data": {"image": str(p)}} for i, p in enumerate(paths)], "project": "1",
                     "label_config": config}

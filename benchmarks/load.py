@@ -18,10 +18,8 @@ Everything stays on loopback; the run is bounded by ``--minutes``.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,8 +30,10 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.bench_yolo import shape_photos, start_server
+from benchmarks.serving import worker_pids
+
 REPO = Path(__file__).resolve().parents[1]
-YOLO_FOLDER = REPO / "backends" / "yolo"
 IMAGES = 24
 CLIENTS = 16
 PROBE_EVERY = 0.25
@@ -47,63 +47,10 @@ def make_inputs(root: Path) -> tuple[Path, list[str]]:
     """A confident random-weight detector and JPEG files of shapes on noise; their task paths."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    import numpy as np
-    from PIL import Image, ImageDraw
-
     from tests.backends.yolo_support import build_model
 
     model = build_model(root / "weights" / "load-yolo11n.pt", "detect", ["person", "car"], confident=True)
-    rng = np.random.default_rng(0)
-    names = []
-    for i in range(IMAGES):
-        image = Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
-        draw = ImageDraw.Draw(image)
-        for _ in range(5):
-            x, y = int(rng.integers(0, 560)), int(rng.integers(0, 400))
-            draw.rectangle((x, y, x + 80, y + 80), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
-        path = root / "media" / f"{i:02d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(path, quality=90)
-        names.append(str(path))
-    return model, names
-
-
-def start_server(root: Path, model: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.conftest import free_port
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(root / "models"), "MODEL_ROOT": str(model.parent), "MEDIA_CACHE_DIR": str(root / "cache"),
-        "MEDIA_LOCAL_ROOTS": str(root / "media"), "YOLO_MODEL_DETECT": model.name,
-        "YOLO_CONFIG_DIR": str(root / "ultralytics"), "LOG_LEVEL": "WARNING", "DEVICE": "cpu",
-        "PREDICT_DEADLINE": "0", **extra_env,
-    }  # fmt: skip
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelzoo.cli", "serve", str(YOLO_FOLDER), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((root / "server.log").read_text())
-        try:
-            if requests.get(url + "/health", timeout=1).json().get("ready"):
-                return proc, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the server did not get ready within 180 s")
-
-
-def worker_pids(master: int) -> list[int]:
-    """The gunicorn master's children (the workers)."""
-    children = Path(f"/proc/{master}/task/{master}/children")
-    return [int(p) for p in children.read_text().split()] if children.exists() else []
+    return model, [str(path) for path in shape_photos(root, IMAGES)]
 
 
 def rss_mb(pid: int) -> float:
@@ -159,13 +106,13 @@ def run(minutes: float, extra_env: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory(prefix="labelzoo-load-") as tmp:
         root = Path(tmp)
         model, paths = make_inputs(root)
-        proc, url = start_server(root, model, extra_env)
+        proc, url = start_server(root, model, "load", **extra_env)
         try:
             load(url, proc.pid, paths, minutes)
         finally:
             proc.terminate()
             proc.wait(30)
-            errors = [line for line in (root / "server.log").read_text(errors="replace").splitlines()
+            errors = [line for line in (root / "server-load.log").read_text(errors="replace").splitlines()
                       if "Error" in line or "WORKER" in line or "Traceback" in line]
             if errors:
                 print("  server log: " + "\n              ".join(errors[-10:]))

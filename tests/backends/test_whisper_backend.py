@@ -24,11 +24,12 @@ from tests.backends.whisper_support import (
     PHRASES,
     WHISPER_BACKEND,
     ffmpeg,
+    phrase_model,
+    post_audio,
     random_model,
     save,
     silence,
     speech,
-    trained_model,
     whisper_module,
     write_wav,
 )
@@ -59,8 +60,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(media: Path) -> Path:
-    model = trained_model({PHRASES[0]: media / "hello.wav", PHRASES[1]: media / "fox.wav"})
-    return save(model, media / "trained.pt")
+    return phrase_model(media)
 
 
 @pytest.fixture
@@ -73,13 +73,7 @@ def serve_whisper(make_runtime, media: Path):
 
 
 def predict(client, files: list[str | None], media: Path, config: str = ALL_KINDS) -> list[dict[str, Any]]:
-    tasks = [{"id": i, "data": {"audio": str(media / f)} if f else {"text": "-"}} for i, f in enumerate(files, 1)]
-    body = {"tasks": tasks, "project": "3.1700000000", "label_config": config, "params": {"context": None}}
-    response = client.post("/predict", json=body)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    results = response.get_json()["results"]
-    assert len(results) == len(files)
-    return results
+    return post_audio(client, files, media, config)
 
 
 def items_of(result: dict[str, Any], from_name: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from tests.backends.whisper_support import (
     WHISPER_BACKEND,
     openai_from_ct2,
     save,
+    serve_files,
     silence,
     speech,
     word_error_rate,
@@ -75,14 +76,7 @@ def openai_checkpoint(media: Path) -> Path:
 @pytest.fixture
 def serve(make_runtime: Any, media: Path) -> Any:
     def predict(model: Path, files: list[str], config: str, **env: str) -> list[dict[str, Any]]:
-        runtime = make_runtime(WHISPER_BACKEND, WHISPER_MODEL=str(model), MEDIA_LOCAL_ROOTS=str(media), **env)
-        tasks = [{"id": i, "data": {"audio": str(media / f)}} for i, f in enumerate(files, 1)]
-        body = {"tasks": tasks, "project": "3.1700000000", "label_config": config, "params": {"context": None}}
-        response = create_app(runtime).test_client().post("/predict", json=body)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        results = response.get_json()["results"]
-        assert len(results) == len(files) and not [r["error"] for r in results if "error" in r]
-        return results
+        return serve_files(make_runtime, media, model, files, config, **env)
 
     return predict
 

@@ -29,16 +29,16 @@ import pytest
 import whisper
 from whisper.tokenizer import LANGUAGES
 
-from labelzoo.server.app import create_app
 from tests.backends.whisper_support import (
     PHRASES,
     WHISPER_BACKEND,
     ffmpeg,
+    phrase_model,
     random_model,
     save,
+    serve_files,
     silence,
     speech,
-    trained_model,
     write_wav,
 )
 
@@ -82,22 +82,13 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(media: Path) -> Path:
-    model = trained_model({PHRASES[0]: media / "hello.wav", PHRASES[1]: media / "fox.wav"})
-    return save(model, media / "trained.pt")
+    return phrase_model(media)
 
 
 @pytest.fixture
 def serve(make_runtime: Any, media: Path) -> Any:
     def predict(checkpoint: Path, files: list[str], config: str) -> list[dict[str, Any]]:
-        runtime = make_runtime(WHISPER_BACKEND, WHISPER_MODEL=str(checkpoint), MEDIA_LOCAL_ROOTS=str(media),
-                               **SETTINGS)
-        tasks = [{"id": i, "data": {"audio": str(media / f)}} for i, f in enumerate(files, 1)]
-        body = {"tasks": tasks, "project": "3.1700000000", "label_config": config, "params": {"context": None}}
-        response = create_app(runtime).test_client().post("/predict", json=body)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        results = response.get_json()["results"]
-        assert len(results) == len(files) and not [r["error"] for r in results if "error" in r]
-        return results
+        return serve_files(make_runtime, media, checkpoint, files, config, **SETTINGS)
 
     return predict
 

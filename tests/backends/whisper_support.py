@@ -159,6 +159,34 @@ def trained_model(clips: dict[str, Path], *, steps: int = 60, seed: int = 0) -> 
 # --- the same weights for openai-whisper -------------------------------------------------------------------
 
 
+def phrase_model(media: Path) -> Path:
+    """The model trained on ``media``'s hello.wav and fox.wav (:data:`PHRASES`), saved beside them."""
+    return save(trained_model({PHRASES[0]: media / "hello.wav", PHRASES[1]: media / "fox.wav"}), media / "trained.pt")
+
+
+def post_audio(client: Any, files: list[str | None], media: Path, config: str) -> list[dict[str, Any]]:
+    """``POST /predict`` with one task per file of ``media`` (None: a task without audio); one result each."""
+    tasks = [{"id": i, "data": {"audio": str(media / f)} if f else {"text": "-"}} for i, f in enumerate(files, 1)]
+    body = {"tasks": tasks, "project": "3.1700000000", "label_config": config, "params": {"context": None}}
+    response = client.post("/predict", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    results = response.get_json()["results"]
+    assert len(results) == len(files)
+    return results
+
+
+def serve_files(make_runtime: Any, media: Path, model: Path, files: list[str], config: str,
+                **env: str) -> list[dict[str, Any]]:  # fmt: skip
+    """The results of serving ``model`` (``WHISPER_MODEL``) over ``files``, through the real runtime and
+    ``/predict``; every task must succeed."""
+    from labelzoo.server.app import create_app
+
+    runtime = make_runtime(WHISPER_BACKEND, WHISPER_MODEL=str(model), MEDIA_LOCAL_ROOTS=str(media), **env)
+    results = post_audio(create_app(runtime).test_client(), files, media, config)
+    assert not [r["error"] for r in results if "error" in r]
+    return results
+
+
 def read_ct2(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a CTranslate2 ``model.bin`` by name (binary version 6: as ``ctranslate2.specs`` writes it:
     names as uint16 length + NUL-terminated text; per variable rank, dims, dtype id, byte count, bytes)."""

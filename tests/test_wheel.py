@@ -107,9 +107,11 @@ def test_a_backend_installed_from_its_own_package_serves_by_name(venv: tuple[Pat
         while time.monotonic() < deadline and server.poll() is None:
             try:
                 health = requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
-                break
+                if health["ready"]:  # /health answers while the model still loads (UP, not ready)
+                    break
             except requests.RequestException:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         assert health is not None, server.stdout.read().decode() if server.poll() is not None else "no answer"
         assert (health["backend"], health["model_class"], health["ready"]) == ("acme", "TextClassifier", True)
     finally:

@@ -81,3 +81,41 @@ def test_retry_after_follows_how_long_calls_take() -> None:
         with gate.compute():
             time.sleep(0.001)
     assert gate.retry_after() == 1  # nothing running, and calls are short
+
+
+def test_calls_from_any_number_of_request_threads_run_on_one_thread_per_slot() -> None:
+    """PyTorch keeps an OpenMP team per calling thread; more teams than cores make its small operations slow."""
+    gate = PredictGate(admitted=16, concurrency=2)
+    names: set[str] = set()
+    lock = threading.Lock()
+
+    def call() -> str:
+        time.sleep(0.005)
+        with lock:
+            names.add(threading.current_thread().name)
+        return threading.current_thread().name
+
+    callers = [threading.Thread(target=gate.run, args=(call,)) for _ in range(12)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(5)
+    assert names <= {"labelzoo-compute-0", "labelzoo-compute-1"} and names
+    assert gate.run(call, interactive=True) in names | {"labelzoo-compute-0", "labelzoo-compute-1"}
+
+
+def test_a_call_sees_the_callers_context_and_its_error_reaches_the_caller() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    gate = PredictGate(admitted=2, concurrency=1)
+    var.set("the caller's")
+    assert gate.run(var.get) == "the caller's"
+
+    def fail() -> None:
+        raise KeyError("broken model")
+
+    with pytest.raises(KeyError, match="broken model"):
+        gate.run(fail)
+    assert gate.stats() == {"admitted": 0, "running": 0, "waiting": 0}
+    assert gate.run(lambda: 42) == 42  # the slot's thread survives a failed call

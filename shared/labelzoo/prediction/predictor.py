@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 from labelzoo import results
@@ -26,7 +26,8 @@ def run_backend(
     gate: PredictGate | None = None,
 ) -> list[Prediction]:
     """Predict every task, ``backend.batch_size`` per call; a failing call is retried task by task so one bad
-    task costs only itself. With a ``gate``, each call waits for one of the process's compute slots.
+    task costs only itself. With a ``gate``, each call waits for one of the process's compute slots and runs on
+    that slot's thread.
 
     ``on_finished(index, prediction)`` hears of each task (``index`` in ``tasks``) as soon as it is done: when the
     backend reports it before its call returns (:mod:`labelzoo.finished`), else when the call returns. A call
@@ -35,8 +36,8 @@ def run_backend(
     out: list[Prediction] = []
     size = max(1, backend.batch_size)
     for start in range(0, len(tasks), size):
-        with gate.compute(interactive=ctx.interactive) if gate is not None else nullcontext():
-            out.extend(_run_call(backend, tasks[start : start + size], ctx, _from(start, on_finished)))
+        call = partial(_run_call, backend, tasks[start : start + size], ctx, _from(start, on_finished))
+        out.extend(call() if gate is None else gate.run(call, interactive=ctx.interactive))
     return out
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelzoo.acceleration import EngineSwitch, cached_build, content_key
+from labelzoo.acceleration import EngineSwitch, Inconclusive, cached_build, content_key
 from labelzoo.errors import LabelzooError
 
 from .agreement import disagreement
@@ -86,7 +86,11 @@ def serve(model: YoloModel, options: YoloOptions, cache: Path) -> YoloModel:
     *checked, (last, prepare) = candidates  # forced: the first variant that agrees, else the most exact one
     for name, prepare_checked in checked:
         candidate = prepare_checked()
-        if check(model, candidate, options) is None:
+        try:
+            agrees = check(model, candidate, options) is None
+        except Inconclusive:
+            agrees = False
+        if agrees:
             model.use(name, candidate)
             return model
     model.use(last, prepare())
@@ -148,7 +152,8 @@ def load_export(path: Path, task: str) -> Any:
 
 def check(model: YoloModel, candidate: Any, options: YoloOptions) -> str | None:
     """What the export gets wrong on the check images compared with PyTorch; None when it agrees on all of
-    them and PyTorch found something on at least one (a check that compared nothing proves nothing)."""
+    them and PyTorch found something on at least one. A check that compared nothing proves nothing: it raises
+    :class:`Inconclusive`, and the model retries once it has found something on an image it served."""
     compared = 0
     for name, image in check_images(model):
         (reference,) = model.predict([image], conf=CHECK_CONF, options=options, runner=model.yolo)
@@ -158,7 +163,10 @@ def check(model: YoloModel, candidate: Any, options: YoloOptions) -> str | None:
             return f"on {name}: {problem}"
         found = reference.obb if reference.obb is not None else reference.boxes
         compared += reference.probs is not None or (found is not None and len(found) > 0)
-    return None if compared else "PyTorch found nothing on the check images, so nothing could be compared"
+    if not compared:
+        raise Inconclusive("PyTorch found nothing on the check images; the check runs again on the first image "
+                           "the model finds something on")
+    return None
 
 
 def check_images(model: YoloModel) -> list[tuple[str, np.ndarray]]:

@@ -111,9 +111,10 @@ class Yolo(Backend):
         return f"{stem}-{digest}"
 
     def health(self) -> dict[str, Any]:
-        """The engine of every model loaded in this process (base weights and trained versions alike), and why
-        a faster one was refused."""
-        models = list(SERVED.values())
+        """The engine of each model, and why a faster one was refused: for the base instance (``/health``) every
+        model loaded in this process, base weights and trained versions alike; for a trained version's
+        (``/versions``) its fine-tuned models."""
+        models = list(SERVED.values()) if self.weights is None else [t.model for t in self.trained.values()]
         notices = [model.switch.reason for model in models if model.switch is not None and model.switch.reason]
         return {"engines": {model.source: engine_status(model) for model in models}, "notices": notices}
 

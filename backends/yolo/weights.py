@@ -173,7 +173,10 @@ class YoloModel:
         with self._lock:
             results = list(runner.predict(images, conf=conf, device=device, batch=len(images), verbose=False, **extra))
         if serving:
-            self.recent.extend(image for image, result in zip(images, results, strict=True) if _found(result))
+            found = [image for image, result in zip(images, results, strict=True) if _found(result)]
+            self.recent.extend(found)
+            if found and self.switch is not None:
+                self.switch.retry()  # an export check that had nothing to compare can now run
         return results
 
 

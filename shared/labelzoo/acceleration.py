@@ -3,9 +3,11 @@
 A backend that can export its weights to a faster runtime (OpenVINO, ONNX Runtime…) keeps predicting with the
 original while an :class:`EngineSwitch` builds the export off the request path, checks it against the original
 on a few inputs and only then hands it over; an export that fails or disagrees leaves the original serving,
-with the reason in :meth:`EngineSwitch.status`. Exports are cached on disk by the weights' content
-(:func:`content_key`, :func:`cached_build`), so each set of weights is exported once, across restarts and
-processes.
+with the reason in :meth:`EngineSwitch.status`. A check that has nothing to compare yet (a model that finds
+nothing on the check inputs at start-up) raises :class:`Inconclusive`: the switch then waits, and the backend
+calls :meth:`EngineSwitch.retry` once it has seen inputs worth comparing on. Exports are cached on disk by the
+weights' content (:func:`content_key`, :func:`cached_build`), so each set of weights is exported once, across
+restarts and processes.
 """
 
 from __future__ import annotations
@@ -75,14 +77,18 @@ def _root_logger_kept() -> Iterator[None]:
         root.filters[:], root.handlers[:] = filters, handlers
 
 
+class Inconclusive(Exception):
+    """Raised by a check that had nothing to compare (say why): the switch waits for :meth:`EngineSwitch.retry`."""
+
+
 class EngineSwitch(Generic[T]):
     """Prepares a faster engine for one model in a background thread and switches to it if it agrees.
 
     ``candidates`` are tried in order, each a name and a ``prepare()`` that builds (or finds) the export and
     loads it, e.g. an engine at reduced precision, then the same at full precision. ``verify(candidate)``
-    compares a candidate with the original and returns what differs, or None when the answers agree; the
-    first that agrees is handed to ``switch(name, candidate)`` to serve. :meth:`status` says which engine
-    serves and why, for ``/health``.
+    compares a candidate with the original and returns what differs, or None when the answers agree, or
+    raises :class:`Inconclusive`; the first that agrees is handed to ``switch(name, candidate)`` to serve.
+    :meth:`status` says which engine serves and why, for ``/health``.
     """
 
     def __init__(
@@ -95,13 +101,24 @@ class EngineSwitch(Generic[T]):
     ) -> None:
         self.what, self.native, self.candidates = what, native, tuple(candidates)
         self._verify, self._switch = verify, switch
-        self._engine, self._state = native, "preparing"  # preparing | switched | kept
+        self._engine, self._state = native, "preparing"  # preparing | waiting | switched | kept
         self._refused: list[str] = []
+        self._waiting_for: str | None = None
         self._seconds: float | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> EngineSwitch[T]:
         threading.Thread(target=self._run, name=f"labelzoo-engine-{self.what}", daemon=True).start()
         return self
+
+    def retry(self) -> bool:
+        """Check again in the background if the last check was inconclusive; False when it was not."""
+        with self._lock:
+            if self._state != "waiting":
+                return False
+            self._state, self._refused = "preparing", []
+        self.start()
+        return True
 
     def _run(self) -> None:
         started = time.perf_counter()
@@ -110,6 +127,10 @@ class EngineSwitch(Generic[T]):
                 try:
                     candidate = prepare()
                     problem = self._verify(candidate)
+                except Inconclusive as exc:
+                    self._waiting_for, self._state = str(exc), "waiting"
+                    log.info("%s: %s not checked yet: %s", self.what, name, exc)
+                    return
                 except Exception as exc:  # any failure leaves the original serving, said in /health
                     log.debug("preparing %s for %s failed", name, self.what, exc_info=True)
                     problem = f"it failed: {type(exc).__name__}: {exc}"
@@ -134,6 +155,8 @@ class EngineSwitch(Generic[T]):
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"engine": self._engine, "state": self._state}
+        if self._state == "waiting":
+            status["waiting_for"] = self._waiting_for
         if self._refused:
             status["refused"] = list(self._refused)
         if self._seconds is not None:

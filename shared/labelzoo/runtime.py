@@ -83,6 +83,16 @@ class Runtime:
     def ready(self) -> bool:
         return self.prediction.ready
 
+    def versions(self, project: str | None) -> list[dict[str, Any]]:
+        """The project's versions (:meth:`TrainingService.versions <labelzoo.training.TrainingService.versions>`),
+        each with ``loaded`` (in this worker) and, when loaded, ``model``: what its instance says of itself
+        (the engine serving it, for instance)."""
+        out = []
+        for entry in self.training.versions(project):
+            facts = self.prediction.version_health(entry["version"] if entry["trained"] else None)
+            out.append({**entry, "loaded": facts is not None, **({"model": facts} if facts is not None else {})})
+        return out
+
     def health(self) -> dict[str, Any]:
         """``status`` is ``UP`` while the model loads and once it is ready (Label Studio's Connect works
         meanwhile), ``FAILED`` with the ``reason`` once loading has failed or while ``MODEL_DIR`` cannot be

@@ -57,12 +57,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def serve(make_client: Any, tmp_path: Path, model_dir: Path) -> Callable[..., Any]:
     """A client for the backend on ``engine``, its weights copied under ``folder`` (the same content each time)."""
 
-    def make(engine: str, folder: str = "weights") -> Any:
+    def make(engine: str, folder: str = "weights", **settings: str) -> Any:
         weights = tmp_path / folder
         if not weights.exists():
             shutil.copytree(model_dir, weights)
         env = yolo_env(tmp_path, MODELS, YOLO_IMGSZ=str(IMGSZ), MEDIA_LOCAL_ROOTS=str(ASSETS), YOLO_ENGINE=engine,
-                       MODEL_ROOT=str(weights))  # fmt: skip
+                       MODEL_ROOT=str(weights), **settings)  # fmt: skip
         client = make_client(YOLO_DIR, **env)
         client.weights = weights
         return client
@@ -95,7 +95,7 @@ def settled(client: Any, timeout: float = 120) -> dict[str, dict[str, Any]]:
         if len(found) < len(MODELS):
             time.sleep(0.2)
             continue
-        if found and all(status.get("state") != "preparing" for status in found.values()):
+        if found and all(status.get("state") != "preparing" for status in found.values()):  # waiting counts
             return found
         time.sleep(0.2)
     raise AssertionError(f"the exports did not settle: {served_engines(client)}")
@@ -168,3 +168,61 @@ def test_a_forced_engine_that_is_not_installed_fails_clearly(monkeypatch: pytest
         engines.chosen_engine("onnx", "cpu")
     assert engines.chosen_engine("auto", "cpu") == "torch"
     assert engines.chosen_engine("auto", "cuda") == "torch"
+
+
+def test_a_model_that_finds_nothing_on_the_check_photos_switches_after_its_first_useful_prediction(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model trained on other data sees nothing in Ultralytics' photos: its check waits for served images."""
+    needs("openvino")
+    reference = predict(serve("torch", folder="reference"))
+    monkeypatch.setattr(engines, "CHECK_PHOTOS", ())  # as if the model found nothing on them
+    client = serve("auto", YOLO_PRELOAD="detect,segment")  # loaded, and checked, before any prediction
+    statuses = settled(client)
+    assert {s["state"] for s in statuses.values()} == {"waiting"}, statuses
+    assert all("found nothing" in s["waiting_for"] for s in statuses.values())
+    assert_same(reference, predict(client))  # PyTorch's answers; the photos it found something on are kept
+    statuses = settled(client)
+    assert {s["state"] for s in statuses.values()} == {"switched"}, statuses
+    assert_same(reference, predict(client))
+
+
+OTHER_MODELS = {"obb": "obb.pt", "pose": "pose.pt", "classify": "cls.pt"}
+OTHER_CONFIG = ('<View><Image name="image" value="$image"/>'
+                '<RectangleLabels name="rotated" toName="image" model_obb="true" model_score_threshold="0.5">'
+                '<Label value="person"/><Label value="bus"/></RectangleLabels>'
+                '<KeyPointLabels name="kp" toName="image" model_score_threshold="0.5" model_point_threshold="0.5">'
+                '<Label value="nose" model_index="0"/><Label value="left_shoulder" model_index="5"/>'
+                '<Label value="right_wrist" model_index="10"/></KeyPointLabels>'
+                '<RectangleLabels name="person_box" toName="image" model_skip="true"><Label value="person"/>'
+                '</RectangleLabels>'
+                '<Choices name="object" toName="image" model_score_threshold="0.3">'
+                '<Choice value="person"/><Choice value="bus"/><Choice value="tie"/></Choices></View>')  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnx"])
+def test_exports_of_rotated_box_pose_and_classify_models_serve_what_pytorch_serves(
+    make_client: Any, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, engine: str
+) -> None:
+    needs(engine)
+    weights = tmp_path / "weights"
+    names = {"obb": ["person", "bus"], "pose": ["person"], "classify": ["person", "bus", "tie"]}
+    for kind, file in OTHER_MODELS.items():
+        build_model(weights / file, kind, names[kind], calibrate_on=PHOTOS, imgsz=IMGSZ)
+    tasks = [{"id": i + 1, "data": {"image": f"/data/local-files/?d={p.name}"}} for i, p in enumerate(PHOTOS)]
+    served = {}
+    for name in ("torch", engine):
+        env = yolo_env(tmp_path, OTHER_MODELS, YOLO_IMGSZ=str(IMGSZ), MEDIA_LOCAL_ROOTS=str(ASSETS),
+                       YOLO_ENGINE=name, MODEL_DIR=str(tmp_path / f"models-{name}"))  # fmt: skip
+        client = make_client(YOLO_DIR, **env)
+        body = {"tasks": tasks, "project": "1.1700000000", "label_config": OTHER_CONFIG}
+        served[name] = client.post("/predict", json=body).get_json()["results"]
+        if name != "torch":
+            statuses = client.get("/health").get_json()["model"]["details"]["engines"]
+            ours = {Path(s).name: v["engine"] for s, v in statuses.items() if Path(s).parent == weights}
+            assert {e.split("-")[0] for e in ours.values()} == {engine} and len(ours) == len(OTHER_MODELS), ours
+    for photo, reference, candidate in zip(PHOTOS, served["torch"], served[engine], strict=True):
+        kinds = {r["type"] for r in reference["result"]}
+        assert {"rectanglelabels", "keypointlabels", "choices"} <= kinds, f"nothing compared on {photo.name}"
+        assert any(r["value"].get("rotation") for r in reference["result"] if r["from_name"] == "rotated")
+        assert engine_differences(reference, candidate, IMGSZ) == [], photo.name

@@ -95,6 +95,10 @@ def test_annotations_posted_as_webhooks_train_a_version_that_finds_the_shapes(
     print(f"held-out mean IoU {before:.3f} -> {after:.3f}; job metrics {job['metrics']}")  # shown with -s
     assert before < 0.05 and after > 0.6, (before, after)
     assert all(0.0 < r["score"] <= 1.0 for r in results)
+    listed = {v["version"]: v for v in client.get("/versions", query_string={"project": "7"}).get_json()["versions"]}
+    engines = listed[version]["model"]["engines"]  # the loaded version's own fine-tuned model, on its engine
+    assert listed[version]["loaded"] and [Path(source).parent.name for source in engines] == [version]
+    assert all(status["engine"] for status in engines.values())
 
 
 ALL_KINDS = """<View><Image name="image" value="$image"/>

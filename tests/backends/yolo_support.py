@@ -625,11 +625,25 @@ def _same_region(a: dict, b: dict, imgsz: int) -> bool:
     va, vb = a["value"], b["value"]
     if va[a["type"]] != vb[b["type"]]:
         return False
+    if "original_width" not in a:  # an image class: label and score are all there is
+        return True
     width, height = a["original_width"], a["original_height"]
     if a["type"] == "brushlabels":
         ma, mb = rle_to_mask(va["rle"], width, height), rle_to_mask(vb["rle"], width, height)
         union = np.logical_or(ma, mb).sum()
         return bool(not union or np.logical_and(ma, mb).sum() / union >= ENGINE_MASK_IOU)
-    scale = {"x": width, "width": width, "y": height, "height": height}
     pixels = ENGINE_PIXELS * max(width, height) / imgsz
+    if va.get("rotation"):  # a rotated box: its corners, in pixels of the image
+        return bool(np.abs(_corners(va, width, height) - _corners(vb, width, height)).max() <= pixels)
+    scale = {"x": width, "width": width, "y": height, "height": height}
     return all(abs(va[k] - vb[k]) * scale[k] / 100 <= pixels for k in scale if k in va)
+
+
+def _corners(value: dict, width: int, height: int) -> np.ndarray:
+    """The four corners of a (rotated) rectangle region, in pixels: Label Studio turns it about its top-left."""
+    x, y = value["x"] * width / 100, value["y"] * height / 100
+    w, h = value["width"] * width / 100, value["height"] * height / 100
+    turn = np.deg2rad(value.get("rotation", 0.0))
+    cos, sin = np.cos(turn), np.sin(turn)
+    offsets = np.array([[0, 0], [w, 0], [w, h], [0, h]])
+    return np.array([x, y]) + offsets @ np.array([[cos, sin], [-sin, cos]])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labelzoo.acceleration import EngineSwitch, cached_build, content_key
+from labelzoo.acceleration import EngineSwitch, Inconclusive, cached_build, content_key
 
 
 def test_the_content_key_follows_the_bytes_not_the_path(tmp_path: Path) -> None:
@@ -82,3 +82,23 @@ def test_when_every_candidate_fails_or_disagrees_the_original_stays_and_says_why
     status = settle(switch)
     assert status["engine"] == "torch" and status["state"] == "kept"
     assert switch.reason == "det.pt stays on torch: fast: boxes moved; exact: it failed: OSError: disk full"
+
+
+def test_a_check_with_nothing_to_compare_waits_and_a_retry_switches() -> None:
+    evidence: list[str] = []
+    served: list[str] = []
+
+    def verify(candidate: str) -> str | None:
+        if not evidence:
+            raise Inconclusive("nothing found on the check images")
+        return None
+
+    switch = EngineSwitch("det.pt", "torch", [("fast", lambda: "bf16")], verify=verify,
+                          switch=lambda name, candidate: served.append(name)).start()  # fmt: skip
+    status = settle(switch)
+    assert status["state"] == "waiting" and status["waiting_for"] == "nothing found on the check images"
+    assert status["engine"] == "torch" and served == [] and switch.reason is None
+    evidence.append("an image the model found something on")
+    assert switch.retry() is True
+    assert settle(switch)["state"] == "switched" and served == ["fast"]
+    assert switch.retry() is False  # nothing to retry once switched

@@ -89,6 +89,8 @@ def test_a_truncated_version_is_quarantined_served_by_its_ancestor_and_trained_p
     listed = versions(client)
     assert listed[v1]["quarantined"]["reason"].startswith("weights.json has ") and listed[v1]["quarantined"]["since"]
     assert not listed[v1]["usable"] and not listed[v1]["current"] and listed[BASE]["current"]
+    assert not listed[v1]["loaded"] and "model" not in listed[v1]  # its load failed: nothing of it is in memory
+    assert listed[BASE]["loaded"] and listed[BASE]["model"] == {}  # the template says nothing more of itself
     assert restarted.health()["status"] == "UP"  # the base model is fine: only the project's version is set aside
 
     _, client = runtime_client(make_runtime)  # the quarantine is in the store: no failed load needed again
@@ -101,6 +103,7 @@ def test_a_truncated_version_is_quarantined_served_by_its_ancestor_and_trained_p
     assert weights_v2["parent"] is None  # fit() started from the base model, not from the broken files
     assert client.post("/predict", json=PREDICT).json["model_version"] == job["version"]
     assert client.post("/setup", json=SETUP).json["warnings"] == []
+    assert versions(client)[job["version"]]["loaded"]
 
 
 def test_retraining_on_the_same_annotations_gets_a_new_name_beside_the_quarantined_one(

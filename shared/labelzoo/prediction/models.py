@@ -136,3 +136,9 @@ class ModelPool:
     def loaded_versions(self) -> list[str]:
         with self._lock:
             return [v for v, s in self._trained.items() if s.status.state == "ready"]
+
+    def loaded(self, version: str | None) -> Backend | None:
+        """The ready instance of trained ``version`` (None: the base model) in this process, else None."""
+        with self._lock:
+            slot = self._base if version is None else self._trained.get(version)
+        return slot.instance if slot is not None and slot.status.state == "ready" else None

@@ -80,6 +80,12 @@ class PredictionService:
     def ready(self) -> bool:
         return self.models.base_state.state == "ready"
 
+    def version_health(self, version: str | None) -> dict[str, Any] | None:
+        """What the instance of trained ``version`` (None: the base model) says of itself
+        (:meth:`Backend.health <labelzoo.backend.Backend.health>`), if this process has it loaded."""
+        instance = self.models.loaded(version)
+        return None if instance is None else dict(instance.health())
+
     def model_health(self) -> dict[str, Any]:
         state = self.models.base_state
         details = dict(self.models.base.health()) if state.state == "ready" else {}

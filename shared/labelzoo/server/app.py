@@ -130,7 +130,7 @@ def create_app(runtime: Runtime) -> Flask:
     @app.get("/versions")
     def versions() -> Response:
         project = request.args.get("project")
-        return jsonify({"versions": runtime.training.versions(project)})
+        return jsonify({"versions": runtime.versions(project)})
 
     @app.get("/jobs")
     def jobs() -> Response:

@@ -1,40 +1,28 @@
-"""Label Studio annotations of one control → an Ultralytics dataset on disk, with a held-out split.
+"""The pieces of an Ultralytics dataset on disk: samples, class names, label lines, files, the held-out split.
 
-Each usable annotation's image is saved at its natural (EXIF-transposed) size and given its labels by the
-control's kind (:meth:`.kind.Kind.label`: label lines in coordinates normalised to 0..1, or a class for
-classification); the kind writes the files Ultralytics trains from (:meth:`.kind.Kind.write`: label files
-and a ``data.yaml`` with :func:`write_label_files`, or class folders). The held-out split is the core's
-(:mod:`labelzoo.learning`): by a hash of the task id, so a task keeps its side as the project grows and
-the current and the new model are compared on images neither trained on whenever possible.
+A sample is one annotated image saved at its natural (EXIF-transposed) size; its kind gives it label lines
+in coordinates normalised to 0..1, or a class for classification, and writes the files Ultralytics trains
+from (label files and a ``data.yaml`` with :func:`write_label_files`, or class folders). The held-out split
+is the core's (:mod:`labelzoo.learning`): by a hash of the task id, so a task keeps its side as the project
+grows and the current and the new model are compared on images neither trained on whenever possible.
+:func:`.training_data.build_dataset` puts them together for one control.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import yaml
 
-from labelzoo.backend import TrainingExample
-from labelzoo.errors import LabelzooError
-from labelzoo.images import open_image
 from labelzoo.labelconfig import ControlTag
 from labelzoo.learning import split_held_out
-from labelzoo.media import MediaResolver
 from labelzoo.results import ReadRegion
-from labelzoo.taskdata import media_path
-
-if TYPE_CHECKING:
-    from .plans import ControlPlan
-    from .weights import YoloModel
-
-log = logging.getLogger("labelzoo.yolo")
 
 HELD_OUT_FRACTION = 0.2
 MIN_HELD_OUT = 2
@@ -130,59 +118,8 @@ def choose_imgsz(sizes: Sequence[tuple[int, int]]) -> int:
     return int(min(640, max(64, math.ceil(longest / 32) * 32)))
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60] or "image"
-
-
-def build_dataset(
-    plan: ControlPlan,
-    examples: Sequence[TrainingExample],
-    media: MediaResolver,
-    root: Path,
-    *,
-    max_pixels: int,
-    current: YoloModel | None = None,
-) -> Dataset | None:
-    """Write the control's dataset under ``root``; None (with a log line) when there is too little to learn from.
-
-    ``current`` is the model training starts from (a pose dataset keeps its skeleton when it can).
-    """
-    kind = plan.kind
-    names = kind.names(plan.control, current)
-    samples: list[Sample] = []
-    images = root / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    for n, example in enumerate(examples):
-        if not kind.usable(plan, example.result):
-            continue
-        try:
-            picture = open_image(media_path(example.task, plan.obj, media), max_pixels=max_pixels)
-        except LabelzooError as exc:
-            log.warning("%s: task %s left out of training: %s", plan.where, example.task.id, exc.message)
-            continue
-        path = images / f"{n:05d}_{_safe(str(example.task.id))}.png"
-        picture.save(path, compress_level=1)
-        sample = Sample(example.task.id, path, picture.size)
-        kind.label(sample, plan, example.result, names)
-        samples.append(sample)
-    labelled = [s for s in samples if s.lines or s.label is not None]
-    if len(samples) < MIN_TRAIN + MIN_HELD_OUT or not labelled or not names.classes:
-        log.warning(
-            "%s: %d usable annotated images (%d with regions); at least %d are needed to train, skipped",
-            plan.where,
-            len(samples),
-            len(labelled),
-            MIN_TRAIN + MIN_HELD_OUT,
-        )
-        return None
-    refusal = kind.refusal(samples)
-    if refusal is not None:
-        log.warning("%s: %s, skipped", plan.where, refusal)
-        return None
-    train, val = held_out(samples)
-    data = kind.write(root, names, train, val)
-    imgsz = choose_imgsz([s.size for s in samples])
-    return Dataset(root, data, names.ordered_classes, names.keypoints, train, val, imgsz)
 
 
 def move_image(sample: Sample, folder: Path) -> Path:

@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelzoo.acceleration import EngineSwitch, Inconclusive, cached_build, content_key
+from labelzoo.caching import LruCache
 from labelzoo.errors import LabelzooError
 
 from .agreement import disagreement
+from .weights import YoloModel, load_model
 
 if TYPE_CHECKING:
-    from .options import YoloOptions
-    from .weights import YoloModel
+    from .config import YoloOptions
 
 log = logging.getLogger("labelzoo.yolo")
 
@@ -187,3 +188,14 @@ def status(model: YoloModel) -> dict[str, Any]:
     if model.switch is not None:
         return model.switch.status()
     return {"engine": model.engine}
+
+
+#: base and custom models by path (and YOLO_ENGINE), loaded once per process and shared by every served version
+SHARED_MODELS: LruCache[tuple[Path, str], YoloModel] = LruCache()
+
+
+def shared_model(path: Path, options: YoloOptions) -> YoloModel:
+    """The model at ``path`` from :data:`SHARED_MODELS`: one load per path, however many requests ask at once,
+    on the engine ``YOLO_ENGINE`` asks for (exports of base weights are cached under ``MODEL_DIR/engines``)."""
+    key = (path, options.engine)
+    return SHARED_MODELS.get_or_compute(key, lambda: serve(load_model(path), options, options.engine_cache))

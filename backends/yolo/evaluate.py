@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labelzoo.images import open_array
-from labelzoo.labelconfig import build_label_map
+from labelzoo.labelconfig import ControlTag, build_label_map
 from labelzoo.metrics import AveragePrecision
 
 from .outputs import candidates
@@ -25,10 +25,8 @@ from .outputs import candidates
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
+    from .config import YoloOptions
     from .dataset import Dataset, Sample
-    from .kind import InstanceKind
-    from .options import YoloOptions
-    from .plans import ControlPlan
     from .weights import YoloModel
 
 EVAL_CONF = 0.01  # low, as mAP integrates over every confidence level
@@ -52,19 +50,20 @@ def truth_rows(sample: Sample) -> list[np.ndarray]:
 
 
 def mean_average_precision(
-    kind: InstanceKind, model: YoloModel, plan: ControlPlan, dataset: Dataset, options: YoloOptions
+    model: YoloModel, control: ControlTag, dataset: Dataset, options: YoloOptions, *, compare: Compare,
+    instances: str, class_agnostic: bool,
 ) -> dict[str, float]:
-    """``mAP50`` and ``mAP50-95`` of the model's instances on ``dataset.val``, their classes mapped through the
-    control's labels onto the dataset's (classes that map to none take no part); pose ignores classes."""
-    labels = build_label_map(plan.control, model.names)
+    """``mAP50`` and ``mAP50-95`` of the model's instances (its results' ``instances``: boxes or obb) on
+    ``dataset.val``, compared by ``compare``, their classes mapped through the control's labels onto the
+    dataset's (classes that map to none take no part); ``class_agnostic`` (pose) ignores classes."""
+    labels = build_label_map(control, model.names)
     index = {key: i for i, key in enumerate(dataset.classes)}
     class_of = {cls: index[labels.get(name)] for cls, name in model.names.items() if labels.get(name) in index}
-    compare = kind.comparer(plan, model, dataset)
     scores = AveragePrecision()
     for sample, result in predictions(model, dataset.val, options):
         rows = truth_rows(sample)
-        conf, cls = candidates(result, kind.result_attribute)
-        if kind.class_agnostic:
+        conf, cls = candidates(result, instances)
+        if class_agnostic:
             keep = np.ones(len(conf), bool)
             pred_cls, gt_cls = np.zeros(len(conf), int), np.zeros(len(rows), int)
         else:

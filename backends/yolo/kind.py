@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from labelzoo.errors import LabelConfigError
-from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, build_label_map
+from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
 
 from .dataset import Annotation, Dataset, Names, Sample, write_label_files
 from .evaluate import Compare, mean_average_precision
@@ -28,8 +29,7 @@ from .outputs import ControlOutput
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
-    from .options import YoloOptions
-    from .plans import ControlPlan
+    from .config import YoloOptions
     from .weights import YoloModel
 
 Converter = Callable[["Results"], ControlOutput]
@@ -147,8 +147,33 @@ class InstanceKind(Kind):
         }
 
     def evaluate(self, model: YoloModel, plan: ControlPlan, dataset: Dataset, options: YoloOptions) -> dict[str, float]:
-        return mean_average_precision(self, model, plan, dataset, options)
+        compare = self.comparer(plan, model, dataset)
+        return mean_average_precision(model, plan.control, dataset, options, compare=compare,
+                                      instances=self.result_attribute, class_agnostic=self.class_agnostic)
 
     @abstractmethod
     def comparer(self, plan: ControlPlan, model: YoloModel, dataset: Dataset) -> Compare:
         """How the instances of a held-out image compare with the model's: the IoU (or OKS) function."""
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """One control to fill: its object, the kind of model, the model's name and the threshold."""
+
+    control: ControlTag
+    obj: ObjectTag
+    kind: Kind
+    model_name: str  # model_path from the config, or the default for the kind
+    custom: bool  # True when model_path came from the label config
+    threshold: float  # model_score_threshold and model_conf (the higher), else MODEL_SCORE_THRESHOLD, else default
+    iou: float | None  # model_iou: the NMS overlap above which the less confident instance goes; None = Ultralytics'
+    trainable: bool  # model_trainable: False leaves the control's model as it is when the project trains
+
+    @property
+    def where(self) -> str:
+        return f"<{self.control.tag} name={self.control.name!r}>"
+
+    @property
+    def candidate_floor(self) -> float:
+        """Predictions are asked down to a quarter of the threshold: the near misses give an empty task its score."""
+        return self.threshold / 4

@@ -32,14 +32,14 @@ from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
 from labelzoo.learning import decide
 from labelzoo.settings import Settings
 
-from .engines import SERVED, serve
+from .engines import SERVED, serve, shared_model
 from .engines import status as engine_status
-from .kind import Converter
+from .kind import ControlPlan, Converter
 from .kinds import CONTROL_TAGS, DETECT, KINDS, kind_of
-from .options import OPTIONS, YoloOptions
+from .options import OPTIONS, read_options
 from .outputs import ControlOutput, task_score
-from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, ControlPlan, plan_control, plan_controls
-from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path, shared_model
+from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, plan_control, plan_controls
+from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,7 +80,7 @@ class Yolo(Backend):
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         super().__init__(settings, weights)
-        self.yolo = YoloOptions.from_settings(settings)  # the declared options, typed for the modules below
+        self.yolo = read_options(settings)  # the declared options, typed for the modules below
         self.trained: dict[str, Trained] = {}
         self._warned: set[tuple[str, str]] = set()
         self._warn_lock = threading.Lock()
@@ -270,8 +270,8 @@ class Yolo(Backend):
         summary: list[str],
     ) -> dict[str, Any] | None:
         """Train one control; its manifest entry when the new weights are kept, else None."""
-        from .dataset import build_dataset
         from .training import fine_tune
+        from .training_data import build_dataset
 
         kind, name, current = plan.kind, plan.control.name, self.model_for(plan)
         dataset = build_dataset(

@@ -1,4 +1,4 @@
-"""The YOLO backend's options, declared once, and the typed view of them the backend's modules share.
+"""The YOLO backend's options, declared once, and read into the typed view the modules share (:mod:`.config`).
 
 One model per task kind, named by an environment variable; a relative name is looked up under
 ``MODEL_ROOT`` (default ``$MODEL_DIR/weights``), where Ultralytics also downloads official weights on
@@ -7,15 +7,13 @@ first use when the machine has internet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-from labelzoo.devices import resolve_device, use_fp16
 from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting
 from labelzoo.options import Option, Options
 from labelzoo.settings import Settings
 
+from .config import YoloOptions
 from .kinds import KINDS
 
 #: the kinds' names (Ultralytics task names), as YOLO_PRELOAD and the YOLO_MODEL_<KIND> variables spell them
@@ -57,50 +55,19 @@ OPTIONS = Options(
 )
 
 
-@dataclass(frozen=True)
-class YoloOptions:
-    models: Mapping[str, str]  # YOLO_MODEL_DETECT, _OBB, _SEGMENT, _POSE, _CLASSIFY
-    model_root: Path  # MODEL_ROOT, default $MODEL_DIR/weights
-    device: str  # DEVICE: auto, cpu, cuda, cuda:1… (load() resolves auto)
-    batch: int | None  # YOLO_BATCH: images per forward pass; None = by device (:attr:`chunk`)
-    imgsz: int | None  # YOLO_IMGSZ: inference size; None = the size the model was trained at
-    preload: tuple[str, ...]  # YOLO_PRELOAD: kinds whose model load() loads up front (default detect; all, none)
-    engine: str  # YOLO_ENGINE: auto, torch, openvino or onnx (:mod:`.engines`)
-    engine_cache: Path  # $MODEL_DIR/engines: exports of base weights, by content
-    epochs: int | None  # YOLO_EPOCHS: fixed epoch count for training; None = chosen from the data size
-    max_pixels: int  # IMAGE_MAX_MEGAPIXELS: larger images are refused (decompression bombs)
-    config_dir: Path  # YOLO_CONFIG_DIR: Ultralytics' settings and fonts, default $MODEL_DIR/ultralytics
-
-    def resolved(self) -> YoloOptions:
-        """These options with ``DEVICE`` resolved to a device that is there (imports torch, so not done at
-        start-up); Ultralytics takes its name, e.g. ``"cuda"``, ``"cuda:1"`` or ``"cpu"``."""
-        return replace(self, device=str(resolve_device(self.device)))
-
-    @property
-    def chunk(self) -> int:
-        """Images per forward pass: ``YOLO_BATCH``, else 1 on the CPU and 8 on a GPU (read after :meth:`resolved`)."""
-        if self.batch is not None:
-            return self.batch
-        return 1 if self.device == "cpu" else 8
-
-    @property
-    def half(self) -> bool:
-        """fp16 inference (and AMP training) on CUDA; fp32 elsewhere."""
-        return use_fp16(self.device)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> YoloOptions:
-        values = OPTIONS.read(settings.env)
-        return cls(
-            models={name: getattr(values, _model_env(name).lower()) for name in KIND_NAMES},
-            model_root=settings.model_root or settings.model_dir / "weights",
-            device=settings.device,
-            batch=values.yolo_batch,
-            imgsz=values.yolo_imgsz,
-            preload=values.yolo_preload,
-            engine=values.yolo_engine,
-            engine_cache=settings.model_dir / "engines",
-            epochs=values.yolo_epochs,
-            max_pixels=max_pixels_setting(settings),
-            config_dir=values.yolo_config_dir or settings.model_dir / "ultralytics",
-        )
+def read_options(settings: Settings) -> YoloOptions:
+    """The declared options, read and checked, as the backend's modules use them."""
+    values = OPTIONS.read(settings.env)
+    return YoloOptions(
+        models={name: getattr(values, _model_env(name).lower()) for name in KIND_NAMES},
+        model_root=settings.model_root or settings.model_dir / "weights",
+        device=settings.device,
+        batch=values.yolo_batch,
+        imgsz=values.yolo_imgsz,
+        preload=values.yolo_preload,
+        engine=values.yolo_engine,
+        engine_cache=settings.model_dir / "engines",
+        epochs=values.yolo_epochs,
+        max_pixels=max_pixels_setting(settings),
+        config_dir=values.yolo_config_dir or settings.model_dir / "ultralytics",
+    )

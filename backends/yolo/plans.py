@@ -12,45 +12,20 @@ after it leaves the same boxes, so ``model_conf`` acts as the control's threshol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
 from labelzoo.labelconfig.attributes import THRESHOLD_ATTRIBUTES
 from labelzoo.settings import Settings
 from labelzoo.thresholds import score_threshold
 
-from .kind import Kind
+from .config import YoloOptions
+from .kind import ControlPlan
 from .kinds import CONTROL_TAGS, kind_of
-from .options import YoloOptions
 
 #: the backend's default score threshold (labelzoo.thresholds): Ultralytics' own default confidence
 DEFAULT_THRESHOLD = 0.25
 #: the control attributes every kind reads (the kinds add their own: :attr:`.kind.Kind.attributes`)
 PLAN_ATTRIBUTES = (*THRESHOLD_ATTRIBUTES, "model_conf", "model_path", "model_trainable")
-
-
-@dataclass(frozen=True)
-class ControlPlan:
-    """One control to fill: its object, the kind of model, the model's name and the threshold."""
-
-    control: ControlTag
-    obj: ObjectTag
-    kind: Kind
-    model_name: str  # model_path from the config, or the default for the kind
-    custom: bool  # True when model_path came from the label config
-    threshold: float  # model_score_threshold and model_conf (the higher), else MODEL_SCORE_THRESHOLD, else default
-    iou: float | None  # model_iou: the NMS overlap above which the less confident instance goes; None = Ultralytics'
-    trainable: bool  # model_trainable: False leaves the control's model as it is when the project trains
-
-    @property
-    def where(self) -> str:
-        return f"<{self.control.tag} name={self.control.name!r}>"
-
-    @property
-    def candidate_floor(self) -> float:
-        """Predictions are asked down to a quarter of the threshold: the near misses give an empty task its score."""
-        return self.threshold / 4
 
 
 def plan_controls(config: LabelConfig, options: YoloOptions, settings: Settings) -> list[ControlPlan]:

@@ -22,9 +22,9 @@ from typing import Any
 from labelzoo.backend import FitContext
 from labelzoo.schedule import passes_for
 
+from .config import YoloOptions
 from .dataset import Dataset
 from .kind import Kind
-from .options import YoloOptions
 
 SMALL, MEDIUM = 100, 1000  # training images
 TARGET_STEPS = {"small": 180, "medium": 1000, "large": 3000}

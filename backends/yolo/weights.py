@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelzoo.acceleration import EngineSwitch
-from labelzoo.caching import LruCache
 from labelzoo.errors import LabelConfigError, LabelzooError
 
-from .engines import serve
-from .options import YoloOptions
+from .config import YoloOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -201,14 +199,3 @@ def load_model(path: Path) -> YoloModel:
             else ""
         )
         raise LabelzooError(f"cannot load YOLO model {path}{hint}: {type(exc).__name__}: {exc}") from exc
-
-
-#: base and custom models by path (and YOLO_ENGINE), loaded once per process and shared by every served version
-SHARED_MODELS: LruCache[tuple[Path, str], YoloModel] = LruCache()
-
-
-def shared_model(path: Path, options: YoloOptions) -> YoloModel:
-    """The model at ``path`` from :data:`SHARED_MODELS`: one load per path, however many requests ask at once,
-    on the engine ``YOLO_ENGINE`` asks for (exports of base weights are cached under ``MODEL_DIR/engines``)."""
-    key = (path, options.engine)
-    return SHARED_MODELS.get_or_compute(key, lambda: serve(load_model(path), options, options.engine_cache))

@@ -29,7 +29,7 @@ from ultralytics.engine.results import Results  # noqa: E402 - after yolo_suppor
 def plan_for(xml: str, name: str, **env: str) -> object:
     settings = Settings.from_env(env)
     config = parse_label_config(xml)
-    plans = plans_module.plan_controls(config, options_module.YoloOptions.from_settings(settings), settings)
+    plans = plans_module.plan_controls(config, options_module.read_options(settings), settings)
     return next(p for p in plans if p.control.name == name)
 
 
@@ -292,7 +292,7 @@ def test_custom_model_paths_need_permission_and_stay_under_the_model_root(tmp_pa
             weights.resolve_model_path(escape, tmp_path, custom=True)
     settings = Settings.from_env({"ALLOW_CUSTOM_MODEL_PATH": "true"})
     config = parse_label_config(xml)
-    options = options_module.YoloOptions.from_settings(settings)
+    options = options_module.read_options(settings)
     names = [p.control.name for p in plans_module.plan_controls(config, options, settings)]
     assert names == ["box"]  # model_skip leaves the Choices alone
 
@@ -310,7 +310,7 @@ def official_names(dataset_yaml: str, section: str = "names") -> list[str]:
 def test_example_configs_map_every_label_onto_the_official_models(path: Path) -> None:
     settings = Settings.from_env({})
     config = parse_label_config(path.read_text())
-    plans = plans_module.plan_controls(config, options_module.YoloOptions.from_settings(settings), settings)
+    plans = plans_module.plan_controls(config, options_module.read_options(settings), settings)
     assert plans
     vocabularies = {
         "detect": [official_names("coco8.yaml")],

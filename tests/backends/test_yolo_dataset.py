@@ -18,6 +18,7 @@ from labelzoo.results import mask_to_rle, read_rectangles, rotated_box_corners, 
 from tests.backends.yolo_support import yolo_module
 
 dataset = yolo_module("dataset")
+training_data = yolo_module("training_data")
 kinds = yolo_module("kinds")
 plans_module = yolo_module("plans")
 options_module = yolo_module("options")
@@ -136,7 +137,7 @@ def test_the_held_out_split_is_deterministic_and_stable_as_the_project_grows() -
 
 def test_training_settings_follow_the_dataset_size() -> None:
     settings = Settings.from_env({})
-    options = options_module.YoloOptions.from_settings(settings)
+    options = options_module.read_options(settings)
     small = training.train_settings(kinds.DETECT, 32, 160, options)
     assert small | {"epochs": None} == small | {
         "batch": 2, "nbs": 2, "mosaic": 0.0, "warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.004, "workers": 0,
@@ -147,7 +148,7 @@ def test_training_settings_follow_the_dataset_size() -> None:
     assert (medium["batch"], medium["nbs"], "mosaic" in medium, medium["fliplr"]) == (8, 16, False, 0.0)
     large = training.train_settings(kinds.DETECT, 5000, 640, options)
     assert (large["batch"], "nbs" in large, large["epochs"]) == (16, False, 10)
-    fixed = options_module.YoloOptions.from_settings(Settings.from_env({"YOLO_EPOCHS": "3"}))
+    fixed = options_module.read_options(Settings.from_env({"YOLO_EPOCHS": "3"}))
     assert training.train_settings(kinds.DETECT, 32, 160, fixed)["epochs"] == 3
     assert dataset.choose_imgsz([(160, 120), (200, 100), (150, 150)]) == 160
     assert dataset.choose_imgsz([(4000, 3000)] * 3) == 640
@@ -170,7 +171,7 @@ def examples(tmp_path: Path, results: list[list[dict]]) -> list[TrainingExample]
 
 def plan(name: str) -> object:
     settings = Settings.from_env({})
-    options = options_module.YoloOptions.from_settings(settings)
+    options = options_module.read_options(settings)
     return next(p for p in plans_module.plan_controls(parse_label_config(CONFIG), options, settings)
                 if p.control.name == name)
 
@@ -178,7 +179,7 @@ def plan(name: str) -> object:
 def test_a_detection_dataset_is_written_with_its_split_and_yaml(tmp_path: Path, media: MediaResolver) -> None:
     rng = random.Random(0)
     results = [[rect("box", rng.choice(["Red", "blue"]), 10, 10, 20, 30)] for _ in range(9)] + [[]]
-    built = dataset.build_dataset(plan("box"), examples(tmp_path, results), media, tmp_path / "ds",
+    built = training_data.build_dataset(plan("box"), examples(tmp_path, results), media, tmp_path / "ds",
                                   max_pixels=10**8)
     assert built.classes == ["R", "blue"] and built.imgsz == 224
     assert len(built.train) + len(built.val) == 10 and len(built.val) >= 2
@@ -197,7 +198,7 @@ def test_choices_become_class_folders(tmp_path: Path, media: MediaResolver) -> N
         return [{"from_name": "colour", "to_name": "image", "type": "choices", "value": {"choices": [value]}}]
 
     results = [choice("warm" if i % 2 else "cold") for i in range(8)] + [[]]
-    built = dataset.build_dataset(plan("colour"), examples(tmp_path, results), media, tmp_path / "ds",
+    built = training_data.build_dataset(plan("colour"), examples(tmp_path, results), media, tmp_path / "ds",
                                   max_pixels=10**8)
     assert built.data == str(tmp_path / "ds") and built.classes == ["warm", "cold"]
     assert len(built.train) + len(built.val) == 8  # the task without a choice is left out
@@ -207,5 +208,5 @@ def test_choices_become_class_folders(tmp_path: Path, media: MediaResolver) -> N
 
 def test_too_few_annotations_train_nothing(tmp_path: Path, media: MediaResolver) -> None:
     results = [[rect("box", "blue", 10, 10, 20, 30)] for _ in range(3)]
-    assert dataset.build_dataset(plan("box"), examples(tmp_path, results), media, tmp_path / "ds",
+    assert training_data.build_dataset(plan("box"), examples(tmp_path, results), media, tmp_path / "ds",
                                  max_pixels=10**8) is None

@@ -37,7 +37,7 @@ CONFIG = """<View><Image name="image" value="$image"/>
 
 def plans() -> dict[str, object]:
     settings = Settings.from_env({})
-    options = options_module.YoloOptions.from_settings(settings)
+    options = options_module.read_options(settings)
     return {p.control.name: p for p in plans_module.plan_controls(parse_label_config(CONFIG), options, settings)}
 
 

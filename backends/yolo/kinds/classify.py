@@ -19,14 +19,13 @@ from labelzoo.results import choices, read_choices
 
 from ..dataset import Annotation, Dataset, Names, Sample, move_image
 from ..evaluate import predictions
-from ..kind import Converter, Kind, Warn
+from ..kind import ControlPlan, Converter, Kind, Warn
 from ..outputs import ControlOutput, numpy
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
-    from ..options import YoloOptions
-    from ..plans import ControlPlan
+    from ..config import YoloOptions
     from ..weights import YoloModel
 
 

@@ -17,13 +17,12 @@ from labelzoo.results import read_rectangles, rectangle
 
 from ..dataset import Annotation, Dataset, Names, box_line, with_classes
 from ..evaluate import Compare
-from ..kind import Converter, InstanceKind, Warn
+from ..kind import ControlPlan, Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, values
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
-    from ..plans import ControlPlan
     from ..weights import YoloModel
 
 

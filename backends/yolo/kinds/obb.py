@@ -18,13 +18,12 @@ from labelzoo.results import read_rectangles, rotated_rectangle
 
 from ..dataset import Annotation, Dataset, Names, fmt, normalised, with_classes
 from ..evaluate import Compare
-from ..kind import Converter, InstanceKind, Warn
+from ..kind import ControlPlan, Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, values
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
-    from ..plans import ControlPlan
     from ..weights import YoloModel
 
 

@@ -23,13 +23,12 @@ from labelzoo.results import keypoint, read_keypoints, read_rectangles, rectangl
 
 from ..dataset import Annotation, Dataset, Names, box_line, fmt, normalised
 from ..evaluate import Compare
-from ..kind import Converter, InstanceKind, Warn
+from ..kind import ControlPlan, Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, candidates, image_size, numpy, values
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
-    from ..plans import ControlPlan
     from ..weights import YoloModel
 
 #: keypoints below this confidence are left out (Ultralytics itself hides them below 0.5)

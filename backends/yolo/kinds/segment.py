@@ -21,13 +21,12 @@ from labelzoo.results import brush, mask_to_polygons, polygon, read_brushes, rea
 
 from ..dataset import Annotation, Dataset, Names, fmt, normalised, with_classes
 from ..evaluate import Compare
-from ..kind import Converter, InstanceKind, Warn
+from ..kind import ControlPlan, Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, numpy
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
-    from ..plans import ControlPlan
     from ..weights import YoloModel
 
 MIN_CONTOUR_AREA = 4.0  # pixels: brush specks smaller than this are not instances

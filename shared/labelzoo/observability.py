@@ -99,8 +99,9 @@ def _make() -> CoreMetrics:
             ["outcome"], buckets=JOB_BUCKETS, registry=registry,
         ),
         bulk_jobs_started=Counter(
-            "labelzoo_bulk_jobs_started", "Bulk jobs started, by kind: project (POST /bulk, labelzoo predict) or "
-            "tasks (a /predict batch handed off at its deadline); a resumed job counts again", ["kind"],
+            "labelzoo_bulk_jobs_started", "Bulk jobs started, by kind: project (POST /bulk, labelzoo predict), "
+            "tasks (a /predict batch handed off at its deadline) or refresh (after a promotion); a resumed job counts "
+            "again", ["kind"],
             registry=registry,
         ),
         bulk_jobs_finished=Counter(

@@ -52,6 +52,7 @@ class Runtime:
         self.bulk = BulkService(spec, settings, db=self.db, client=api_client, predictions=self.prediction,
                                 versions=self.training)
         self.prediction.handoffs = self.bulk
+        self.training.on_promotion(self.bulk.refresh_after_promotion)
         self.label_studio: dict[str, Any] = {"configured": self.client is not None}
 
     # lifecycle -------------------------------------------------------------------------------

@@ -19,6 +19,19 @@ from labelzoo.media.settings import MediaSettings
 from labelzoo.options import Option, OptionError, Options
 from labelzoo.upstream import resolve_aliases
 
+
+def _refresh_scope(value: str) -> str:
+    key = value.strip().lower()
+    if key in ("all", "off") or (key.isdigit() and int(key) >= 1):
+        return key
+    raise ValueError("must be all, off or a whole number of tasks >= 1")
+
+
+def _refresh_limit(scope: str) -> int | None:
+    """``REFRESH_AFTER_PROMOTION`` as :attr:`Settings.refresh_limit`."""
+    return None if scope == "all" else 0 if scope == "off" else int(scope)
+
+
 SERVER_OPTIONS = Options(
     Option("PORT", int, 9090, low=1, high=65535, doc="port to listen on"),
     Option("WORKERS", int, 1, low=1, doc="gunicorn worker processes; each loads the model once"),
@@ -75,6 +88,12 @@ BULK_OPTIONS = Options(
            doc="retries of a Label Studio call after a 429, a 5xx, a timeout or a lost connection"),
     Option("BULK_PARALLEL", int, 2, low=1,
            doc="chunks a bulk job handles at once per process (I/O overlaps predicting)"),
+    Option("REFRESH_AFTER_PROMOTION", str, "all", check=_refresh_scope,
+           allowed="all, off or a whole number of tasks >= 1",
+           doc="after a new version is promoted, a bulk job predicts the project's unlabelled tasks with it and "
+           "posts the predictions, so uncertainty sampling and the score column follow the current model: `all`, "
+           "`off`, or a number N: the N unlabelled tasks the last model was least sure of (the ones uncertainty "
+           "sampling hands out first) and those it never predicted. Needs `LABEL_STUDIO_API_KEY`"),
 )
 #: the server's own variables by the name of their table in docs/configuration.md (media: MediaSettings)
 CORE_OPTIONS: Mapping[str, Options] = {
@@ -127,6 +146,9 @@ class Settings:
     bulk_rate_limit: float = 10.0  # BULK_RATE_LIMIT: Label Studio API requests per second of a bulk job (0: no limit)
     bulk_retries: int = 5  # BULK_RETRIES: retries of a Label Studio call after a 429, a 5xx or a lost connection
     bulk_parallel: int = 2  # BULK_PARALLEL: chunks a bulk job handles at once per process (I/O overlaps predicting)
+    # REFRESH_AFTER_PROMOTION: unlabelled tasks predicted again after a promotion; None: all of them, 0: off,
+    # N: the N the previous model was least sure of
+    refresh_limit: int | None = None
     media: MediaSettings = field(default_factory=MediaSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # every variable, secrets included
     #: label-studio-ml-backend settings found in the environment: read as aliases, or not used (logged at start)
@@ -162,6 +184,7 @@ class Settings:
             bulk_rate_limit=v.bulk_rate_limit,
             bulk_retries=v.bulk_retries,
             bulk_parallel=v.bulk_parallel,
+            refresh_limit=_refresh_limit(v.refresh_after_promotion),
             media=MediaSettings.from_env(env),
             env=env,
             upstream_notes=tuple(upstream_notes),

@@ -62,9 +62,14 @@ def post_items(api: BulkApi, project: str, task_ids: Sequence[int], items: Seque
     return ChunkReport(counts, errors)
 
 
-def run_chunk(api: BulkApi, predict: PredictFn, project: str, version: str, task_ids: Sequence[int]) -> ChunkReport:
-    """Predict and post the tasks of one chunk that still lack a prediction of ``version``."""
+def run_chunk(api: BulkApi, predict: PredictFn, project: str, version: str, task_ids: Sequence[int], *,
+              leave: Callable[[Sequence[int]], set[int]] | None = None) -> ChunkReport:
+    """Predict and post the tasks of one chunk that still lack a prediction of ``version``, but for those
+    ``leave`` names (the tasks a /predict of the version answers: Label Studio stores its answer)."""
     tasks = [t for t in api.tasks_by_id(project, task_ids) if not has_version(t, version)]
+    if leave is not None and tasks:
+        taken = leave([int(t["id"]) for t in tasks])
+        tasks = [t for t in tasks if int(t["id"]) not in taken]
     skipped = len(task_ids) - len(tasks)
     if not tasks:
         return ChunkReport(ChunkCounts(skipped=skipped))

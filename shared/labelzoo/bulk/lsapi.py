@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,23 @@ def has_version(task: Mapping[str, Any], version: str) -> bool:
     return any(p.get("model_version") == version for p in task.get("predictions") or ())
 
 
+def _annotated(task: Mapping[str, Any]) -> bool:
+    """Whether a Data Manager task holds an annotation (a skipped one included: an annotator has seen it)."""
+    counts = (task.get("total_annotations"), task.get("cancelled_annotations"))
+    return (bool(task.get("is_labeled")) or bool(task.get("annotations"))
+            or any(isinstance(n, int) and n > 0 for n in counts))
+
+
+def _latest_score(task: Mapping[str, Any]) -> float:
+    """The score of the task's newest prediction; -1 when it has none, or no score."""
+    predictions = [p for p in task.get("predictions") or () if isinstance(p, Mapping)]
+    if not predictions:
+        return -1.0
+    newest = max(predictions, key=lambda p: (str(p.get("created_at") or ""), p.get("id") or 0))
+    score = newest.get("score")
+    return float(score) if isinstance(score, int | float) else -1.0
+
+
 class BulkApi:
     def __init__(self, client: LabelStudioClient, *, rate_limit: float, retries: int, backoff: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -107,6 +124,31 @@ class BulkApi:
         Pages through the whole task list; ``on_page(tasks seen, tasks in the project)`` after each page.
         """
         missing: list[int] = []
+        total = 0
+        for tasks, seen in self._pages(project, on_page, page_size):
+            total = seen
+            missing.extend(int(t["id"]) for t in tasks if not has_version(t, version))
+        return missing, total
+
+    def unlabelled(self, project: str, version: str, limit: int | None = None,
+                   on_page: Callable[[int, int], None] | None = None,
+                   page_size: int = LIST_PAGE_SIZE) -> tuple[list[int], int]:
+        """Ids of the project's tasks without an annotation or a prediction of ``version`` (id order), and the
+        task count; with ``limit``, only the ``limit`` whose latest prediction scored lowest, tasks never
+        predicted (or predicted without a score) first: those uncertainty sampling hands out first."""
+        found: list[tuple[float, int]] = []
+        total = 0
+        for tasks, seen in self._pages(project, on_page, page_size):
+            total = seen
+            found.extend((_latest_score(t), int(t["id"])) for t in tasks
+                         if not _annotated(t) and not has_version(t, version))
+        if limit is not None:
+            found = sorted(found)[:limit]
+        return sorted(task_id for _, task_id in found), total
+
+    def _pages(self, project: str, on_page: Callable[[int, int], None] | None, page_size: int
+               ) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """Each page of the project's Data Manager tasks (predictions included) with the task count so far."""
         seen = total = 0
         for page in itertools.count(1):
             params = {"project": project, "fields": "all", "resolve_uri": "false", "page": page,
@@ -119,13 +161,12 @@ class BulkApi:
                 raise
             tasks = _tasks_of(data)
             total = data["total"] if isinstance(data.get("total"), int) else seen + len(tasks)
-            missing.extend(int(t["id"]) for t in tasks if not has_version(t, version))
             seen += len(tasks)
+            yield tasks, max(total, seen)
             if on_page is not None:
                 on_page(seen, total)
             if len(tasks) < page_size:
                 break
-        return missing, max(total, seen)
 
     def tasks_by_id(self, project: str, ids: Sequence[int]) -> list[dict[str, Any]]:
         """The tasks with these ids that still exist, with their predictions."""

@@ -1,7 +1,8 @@
 """:class:`BulkService`: start, run, resume and report bulk jobs for one backend.
 
 A *project* job predicts every task of a Label Studio project that lacks a prediction of the model
-version current when the job starts, and posts the predictions through Label Studio's API. It runs in a
+version current when the job starts, and posts the predictions through Label Studio's API; a *refresh* job
+does the same for the unlabelled tasks after a promotion (:meth:`BulkService.refresh_after_promotion`). It runs in a
 thread of the server process (``POST /bulk``), in the foreground of ``labelzoo predict``, or chunk by
 chunk on RQ workers when ``REDIS_URL`` is set. A *tasks* job is a ``/predict`` batch handed off at its
 deadline (:mod:`labelzoo.prediction.deadline`): the server thread that computes it posts what comes after.
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from labelzoo.backend import Task
@@ -93,6 +95,26 @@ class BulkService:
         self._spawn(job.id)
         return self.job(job.id), True
 
+    def refresh_after_promotion(self, project: str, version: str) -> dict[str, Any] | None:
+        """A *refresh* job: the project's unlabelled tasks predicted with the version just promoted and posted, so
+        that uncertainty sampling and the score column follow the new model (``REFRESH_AFTER_PROMOTION``). A
+        running refresh of the project stops at its next chunk: the newer version replaces it. None when
+        refreshing is off, Label Studio cannot be reached, or the project is pinned to another version."""
+        key = project_key(project)
+        if self.settings.refresh_limit == 0 or self.api is None:
+            return None
+        if self.versions.current_version(key) != version:
+            log.info("project %s: %s was promoted but another version is pinned; nothing to refresh", key, version)
+            return None
+        for job in self.store.list(key):
+            if job.kind == "refresh" and job.status in ("queued", "running"):
+                self.store.cancel(job.id)
+        executor = "rq" if self.settings.redis_url else "thread"
+        job = self.store.create(key, "refresh", executor, version, runner=process_token())
+        log.info("project %s: refreshing the unlabelled tasks' predictions with %s (bulk job %s)", key, version, job.id)
+        self._spawn(job.id)
+        return self.job(job.id)
+
     def run_here(self, project: Any, observer: JobObserver | None = None,
                  stop: threading.Event | None = None) -> dict[str, Any]:
         """``labelzoo predict --project``: a project job in this process, until it ends or ``stop`` is set."""
@@ -158,8 +180,11 @@ class BulkService:
         job = self.store.get(job.id) or job
         return Handoff(self, self.api, job, {c.seq: c for c in planned})
 
-    def claimed(self, project: str, task_ids: Sequence[int]) -> dict[int, str]:
-        return self.store.claimed(project, task_ids)
+    def reserve(self, project: str, version: str, task_ids: Sequence[int]) -> dict[int, str]:
+        return self.store.reserve(project, version, task_ids)
+
+    def release(self, project: str, version: str, task_ids: Sequence[int]) -> None:
+        self.store.release(project, version, task_ids)
 
     # running a job -----------------------------------------------------------------------------
     def _require_api(self) -> BulkApi:
@@ -219,7 +244,11 @@ class BulkService:
         self.predictions.assignments(config)  # fails early on a config it cannot fill
         self.store.set_label_config(job.id, label_config)
         self.store.set_message(job.id, "listing the project's tasks")
-        missing, project_tasks = api.missing(job.project, job.model_version, on_page)
+        if job.kind == "refresh":
+            missing, project_tasks = api.unlabelled(job.project, job.model_version, self.settings.refresh_limit,
+                                                    on_page)
+        else:
+            missing, project_tasks = api.missing(job.project, job.model_version, on_page)
         size = self.settings.bulk_chunk_size
         self.store.plan(job.id, job.project, [missing[i:i + size] for i in range(0, len(missing), size)],
                         project_tasks=project_tasks)
@@ -245,6 +274,8 @@ class BulkService:
         api = self._require_api()
         predict = self._predict_fn(job)
         pending = iter(self.store.pending_chunks(job.id))
+        # what /predict answers of the version is left out; a tasks job posts what its own /predict left to it
+        leave = None if job.kind == "tasks" else partial(self.store.reserved, job.project, job.model_version)
         running: dict[Future[ChunkReport], Chunk] = {}
         outcome: Outcome = "done"
         with ThreadPoolExecutor(max_workers=self.settings.bulk_parallel, thread_name_prefix="labelzoo-chunk") as pool:
@@ -256,7 +287,8 @@ class BulkService:
                     chunk = next(pending, None)
                     if chunk is None:
                         break
-                    future = pool.submit(run_chunk, api, predict, job.project, job.model_version, chunk.task_ids)
+                    future = pool.submit(run_chunk, api, predict, job.project, job.model_version, chunk.task_ids,
+                                         leave=leave)
                     running[future] = chunk
                 if not running:
                     return outcome

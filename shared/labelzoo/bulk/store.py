@@ -21,7 +21,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from labelzoo.store.procs import token_alive
 
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 EXECUTORS = ("thread", "rq", "cli")  # a server thread, RQ workers, a `labelzoo predict` process
+RESERVATION_SECONDS = 3600.0  # far longer than a /predict: Label Studio has stored its answer by then
 
 
 
@@ -239,17 +240,57 @@ class BulkStore:
         jobs = [BulkJob.from_row(r) for r in rows]
         return [j for j in jobs if j.status == "queued" or (j.runner and token_alive(j.runner) is False)]
 
-    def claimed(self, project: str, task_ids: Sequence[int]) -> dict[int, str]:
-        """Which of these tasks a live running job is predicting: task id → job id."""
+    def reserve(self, project: str, version: str, task_ids: Sequence[int]) -> dict[int, str]:
+        """For a batch /predict of ``version``: which of these tasks a job posts, or posted, a prediction of
+        ``version`` for (task id → job id), the others reserved for the request, in one transaction.
+
+        A job holds the tasks a live running job is predicting (any version: its claims) and those in the done
+        chunks of a job of ``version`` (Label Studio holds that prediction). A reserved task is left out by the
+        chunks of ``version`` that run later (:meth:`reserved`): whichever of the request and the job comes
+        first predicts it, never both. Reservations older than :data:`RESERVATION_SECONDS` are dropped.
+        """
+        now = time.time()
         found: dict[int, str] = {}
-        for start in range(0, len(task_ids), 500):  # SQLite's bound-variable limit
-            part = list(task_ids[start:start + 500])
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM bulk_reserved WHERE reserved_at < ?", (now - RESERVATION_SECONDS,))
+            for part in _parts(task_ids):
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    f"SELECT c.task_id, c.job_id, j.runner FROM bulk_claims c JOIN bulk_jobs j ON j.id = c.job_id "
+                    f"WHERE c.project = ? AND j.status = 'running' AND c.task_id IN ({marks})", (project, *part))
+                found.update({row[0]: row[1] for row in rows if row[2] and token_alive(row[2]) is not False})
+                rows = conn.execute(
+                    f"SELECT t.value, c.job_id FROM bulk_chunks c JOIN bulk_jobs j ON j.id = c.job_id, "
+                    f"json_each(c.task_ids) t WHERE j.project = ? AND j.model_version = ? AND c.status = 'done' "
+                    f"AND t.value IN ({marks})", (project, version, *part))
+                found.update({int(row[0]): row[1] for row in rows if int(row[0]) not in found})
+            conn.executemany(
+                "INSERT OR REPLACE INTO bulk_reserved (project, version, task_id, reserved_at) VALUES (?, ?, ?, ?)",
+                [(project, version, task_id, now) for task_id in task_ids if task_id not in found])
+        return found
+
+    def release(self, project: str, version: str, task_ids: Sequence[int]) -> None:
+        """Give back reservations: the request answered these tasks without a prediction."""
+        with self.db.write() as conn:
+            conn.executemany("DELETE FROM bulk_reserved WHERE project = ? AND version = ? AND task_id = ?",
+                             [(project, version, task_id) for task_id in task_ids])
+
+    def reserved(self, project: str, version: str, task_ids: Sequence[int]) -> set[int]:
+        """Which of these tasks a /predict of ``version`` answers or answered (:meth:`reserve`)."""
+        found: set[int] = set()
+        for part in _parts(task_ids):
             marks = ",".join("?" * len(part))
             rows = self.db.conn.execute(
-                f"SELECT c.task_id, c.job_id, j.runner FROM bulk_claims c JOIN bulk_jobs j ON j.id = c.job_id "
-                f"WHERE c.project = ? AND j.status = 'running' AND c.task_id IN ({marks})", (project, *part))
-            found.update({row[0]: row[1] for row in rows if row[2] and token_alive(row[2]) is not False})
+                f"SELECT task_id FROM bulk_reserved WHERE project = ? AND version = ? AND task_id IN ({marks})",
+                (project, version, *part))
+            found.update(row[0] for row in rows)
         return found
+
+
+def _parts(task_ids: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    """The ids in parts that fit SQLite's bound-variable limit."""
+    for start in range(0, len(task_ids), size):
+        yield list(task_ids[start:start + size])
 
 
 def job_json(job: BulkJob, counts: dict[str, Any], errors: list[str]) -> dict[str, Any]:

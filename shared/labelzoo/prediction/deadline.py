@@ -19,7 +19,9 @@ Without credentials the thread stops after its current batch and Label Studio as
 next time ("Retrieve Predictions" skips the tasks it stored).
 
 Tasks a running bulk job has claimed come back without ``result`` at once: the job posts them, and
-predicting them here too would store a second prediction.
+predicting them here too would store a second prediction; so do the tasks a bulk job of the same version
+has posted already (a refresh after a promotion races Label Studio's own "Retrieve Predictions", whose
+list of tasks lacking the version may be older than the refresh's posts).
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ class Handoff(Protocol):
 class Handoffs(Protocol):
     """What the deadline needs from the bulk service (see :class:`labelzoo.bulk.service.BulkService`)."""
 
-    def claimed(self, project: str, task_ids: Sequence[int]) -> dict[int, str]:
-        """The tasks a running job has claimed, with the job's id: it posts them, so they are not predicted."""
+    def reserve(self, project: str, version: str, task_ids: Sequence[int]) -> dict[int, str]:
+        """The tasks a job posts or posted a prediction of ``version`` for, with the job's id (not predicted here);
+        the others are this request's: no job of ``version`` predicts them."""
+
+    def release(self, project: str, version: str, task_ids: Sequence[int]) -> None:
+        """Tasks :meth:`reserve` gave this request that it answers without a prediction."""
 
     def hand_off(self, project: str, version: str, label_config: str,
                  chunks: Sequence[Sequence[int]]) -> Handoff | None:
@@ -176,15 +182,15 @@ def predict_in_time(handoffs: Handoffs | None, backend: Backend, tasks: Sequence
     Backend calls wait for the ``gate``'s compute slots; the wait counts towards the deadline."""
     version = ctx.model_version
     ids = [t.id for t in tasks if t.id is not None]
-    claimed = handoffs.claimed(ctx.project, ids) if handoffs is not None else {}
+    claimed = handoffs.reserve(ctx.project, version, ids) if handoffs is not None else {}
     items: list[dict[str, Any] | None] = [None] * len(tasks)
     todo: list[int] = []
     for i, task in enumerate(tasks):
         if task.id in claimed:
             job = claimed[task.id]
             items[i] = {"model_version": version, "deferred_to": job,
-                        "error": f"bulk job {job} is predicting this task and posts its prediction to Label Studio "
-                        f"(GET /bulk/{job})"}
+                        "error": f"bulk job {job} is predicting this task (or has) and posts its prediction of "
+                        f"{version} to Label Studio (GET /bulk/{job})"}
         else:
             todo.append(i)
     chosen = [tasks[i] for i in todo]
@@ -202,6 +208,10 @@ def predict_in_time(handoffs: Handoffs | None, backend: Backend, tasks: Sequence
         items[i] = to_json(prediction if prediction is not None else Prediction.failed(message), version)
         if prediction is None and handed_to is not None:
             items[i]["deferred_to"] = handed_to  # Label Studio skips it (no result); the bulk job posts it
+    unanswered = [task.id for task, item in zip(tasks, items, strict=True)
+                  if task.id is not None and item is not None and "result" not in item and "deferred_to" not in item]
+    if handoffs is not None and unanswered:
+        handoffs.release(ctx.project, version, unanswered)  # Label Studio stores nothing for them: a job may
     return [item for item in items if item is not None]
 
 

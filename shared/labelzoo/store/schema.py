@@ -134,4 +134,16 @@ QUARANTINE = """
     )
     """
 
-MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE)
+#: the tasks a batch /predict answers with a version: a bulk job of that version then leaves them out, so that
+#: Label Studio never stores two predictions of one version for a task (see ``BulkStore.reserve``)
+PREDICT_RESERVATIONS = """
+    CREATE TABLE bulk_reserved (
+        project TEXT NOT NULL,
+        version TEXT NOT NULL,
+        task_id INTEGER NOT NULL,
+        reserved_at REAL NOT NULL,
+        PRIMARY KEY (project, version, task_id)
+    )
+    """
+
+MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE, PREDICT_RESERVATIONS)

@@ -111,6 +111,8 @@ class Runner:
         self._token = ""
         self._wake = threading.Event()
         self._stop = threading.Event()
+        #: told ``(project, version)`` after each promotion this process makes (the bulk service's refresh)
+        self.on_promoted: Callable[[str, str], object] | None = None
 
     # thread ----------------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -285,6 +287,7 @@ class Runner:
                 _count_end(job, "promoted")
                 joblog(message)
                 self._rename_label_studio_backends(job.project, job.parent_version, job.candidate, joblog)
+                self._announce(job.project, job.candidate, joblog)
         elif outcome.status == "succeeded":
             self._end(job, "succeeded", "succeeded, not promoted: "
                       + (outcome.summary or "the backend chose to keep the current version"), metrics=metrics)
@@ -303,6 +306,15 @@ class Runner:
         else:
             if renamed:
                 joblog(f"renamed {renamed} Label Studio backend(s) from {old!r} to {new!r}")
+
+    def _announce(self, project: str, version: str, joblog: JobLog) -> None:
+        if self.on_promoted is None:
+            return
+        try:
+            self.on_promoted(project, version)
+        except Exception as exc:  # the version is promoted either way
+            log.exception("after promoting %s", version)
+            joblog(f"could not start refreshing the project's predictions ({exc})", logging.WARNING)
 
     def _end(
         self, job: JobRecord, status: str, message: str, *, error: str | None = None,

@@ -84,6 +84,10 @@ class TrainingService:
     def base_version(self) -> str:
         return self._base()
 
+    def on_promotion(self, listener: Callable[[str, str], object]) -> None:
+        """Tell ``listener(project, version)`` of every version this process promotes, once it serves."""
+        self.runner.on_promoted = listener
+
     # lifecycle ---------------------------------------------------------------------------------
     def recover(self) -> None:
         """At server start: check env pins, fail jobs whose process died, delete leftovers, start runner."""

@@ -17,6 +17,7 @@ start, chunk and end is written exactly once whichever process or thread gets th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labelzoo.errors import StoreUnavailable
 from labelzoo.observability import core_metrics
 from labelzoo.store import Database, iso
 from labelzoo.store.procs import token_alive
@@ -247,31 +249,41 @@ class BulkStore:
         A job holds the tasks a live running job is predicting (any version: its claims) and those in the done
         chunks of a job of ``version`` (Label Studio holds that prediction). A reserved task is left out by the
         chunks of ``version`` that run later (:meth:`reserved`): whichever of the request and the job comes
-        first predicts it, never both. Reservations older than :data:`RESERVATION_SECONDS` are dropped.
+        first predicts it, never both. Reservations older than :data:`RESERVATION_SECONDS` are dropped. While
+        the store cannot be written the request still gets its answer, unreserved (the health check says why).
         """
         now = time.time()
+        try:
+            with self.db.write() as conn:
+                conn.execute("DELETE FROM bulk_reserved WHERE reserved_at < ?", (now - RESERVATION_SECONDS,))
+                found = self._held(conn, project, version, task_ids)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO bulk_reserved (project, version, task_id, reserved_at) VALUES (?, ?, ?, ?)",
+                    [(project, version, task_id, now) for task_id in task_ids if task_id not in found])
+        except StoreUnavailable:
+            return self._held(self.db.conn, project, version, task_ids)
+        return found
+
+    @staticmethod
+    def _held(conn: sqlite3.Connection, project: str, version: str, task_ids: Sequence[int]) -> dict[int, str]:
+        """The tasks a job holds for ``version`` (see :meth:`reserve`): task id → job id."""
         found: dict[int, str] = {}
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM bulk_reserved WHERE reserved_at < ?", (now - RESERVATION_SECONDS,))
-            for part in _parts(task_ids):
-                marks = ",".join("?" * len(part))
-                rows = conn.execute(
-                    f"SELECT c.task_id, c.job_id, j.runner FROM bulk_claims c JOIN bulk_jobs j ON j.id = c.job_id "
-                    f"WHERE c.project = ? AND j.status = 'running' AND c.task_id IN ({marks})", (project, *part))
-                found.update({row[0]: row[1] for row in rows if row[2] and token_alive(row[2]) is not False})
-                rows = conn.execute(
-                    f"SELECT t.value, c.job_id FROM bulk_chunks c JOIN bulk_jobs j ON j.id = c.job_id, "
-                    f"json_each(c.task_ids) t WHERE j.project = ? AND j.model_version = ? AND c.status = 'done' "
-                    f"AND t.value IN ({marks})", (project, version, *part))
-                found.update({int(row[0]): row[1] for row in rows if int(row[0]) not in found})
-            conn.executemany(
-                "INSERT OR REPLACE INTO bulk_reserved (project, version, task_id, reserved_at) VALUES (?, ?, ?, ?)",
-                [(project, version, task_id, now) for task_id in task_ids if task_id not in found])
+        for part in _parts(task_ids):
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                f"SELECT c.task_id, c.job_id, j.runner FROM bulk_claims c JOIN bulk_jobs j ON j.id = c.job_id "
+                f"WHERE c.project = ? AND j.status = 'running' AND c.task_id IN ({marks})", (project, *part))
+            found.update({row[0]: row[1] for row in rows if row[2] and token_alive(row[2]) is not False})
+            rows = conn.execute(
+                f"SELECT t.value, c.job_id FROM bulk_chunks c JOIN bulk_jobs j ON j.id = c.job_id, "
+                f"json_each(c.task_ids) t WHERE j.project = ? AND j.model_version = ? AND c.status = 'done' "
+                f"AND t.value IN ({marks})", (project, version, *part))
+            found.update({int(row[0]): row[1] for row in rows if int(row[0]) not in found})
         return found
 
     def release(self, project: str, version: str, task_ids: Sequence[int]) -> None:
         """Give back reservations: the request answered these tasks without a prediction."""
-        with self.db.write() as conn:
+        with contextlib.suppress(StoreUnavailable), self.db.write() as conn:  # nothing was reserved then
             conn.executemany("DELETE FROM bulk_reserved WHERE project = ? AND version = ? AND task_id = ?",
                              [(project, version, task_id) for task_id in task_ids])
 

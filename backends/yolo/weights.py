@@ -1,7 +1,7 @@
-"""Loading Ultralytics models: where weights live, and one shared copy per process.
+"""Loading Ultralytics models: where weights live, and Ultralytics set up for a server.
 
 Ultralytics reads a few environment variables when it is first imported. :func:`prepare_ultralytics`
-sets them from the backend's options, *only where the operator has not set them*:
+sets them (:func:`labelzoo.ultralytics_env.quiet_ultralytics`), *only where the operator has not set them*:
 ``YOLO_OFFLINE=1`` (no connectivity probes, update checks or telemetry; weight downloads still work),
 ``YOLO_AUTOINSTALL=false`` (never pip-install at run time), ``YOLO_VERBOSE=false`` (no per-image lines
 or progress bars; training progress is reported through the job instead) and ``YOLO_CONFIG_DIR`` (a
@@ -10,7 +10,6 @@ writable folder). It also puts a font there, so training never downloads Arial.t
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections import deque
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from labelzoo.acceleration import EngineSwitch
 from labelzoo.errors import LabelConfigError, LabelzooError
+from labelzoo.ultralytics_env import quiet_ultralytics
 
 from .config import YoloOptions
 
@@ -41,15 +41,8 @@ _prepared = threading.Lock()
 def prepare_ultralytics(options: YoloOptions) -> None:
     """Ultralytics' environment defaults (unless set), its folders under MODEL_DIR and MODEL_ROOT, telemetry and
     experiment loggers off, a local font. Call it before Ultralytics is imported."""
-    values = {
-        "YOLO_OFFLINE": "1",
-        "YOLO_AUTOINSTALL": "false",
-        "YOLO_VERBOSE": "false",
-        "YOLO_CONFIG_DIR": str(options.config_dir),
-    }
     with _prepared:
-        for name, value in values.items():
-            os.environ.setdefault(name, value)
+        quiet_ultralytics(options.config_dir)
         from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
 
         # Ultralytics' own folders default to the working directory (read-only in the Docker image); its AMP

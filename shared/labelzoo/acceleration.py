@@ -12,6 +12,7 @@ restarts and processes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -43,14 +44,23 @@ def cached_build(folder: Path, build: Callable[[Path], None]) -> tuple[Path, boo
     """``folder``, built by ``build(scratch)`` unless it is already there; and whether this call built it.
 
     ``build`` writes into a fresh scratch folder beside ``folder``, which is then renamed into place, so a
-    crash or a concurrent build never leaves a half-written folder that looks finished; of two concurrent
-    builds, the first rename wins and the other's copy is discarded. The root logger's level, filters and
-    handlers are restored afterwards: exporters reconfigure them (OpenVINO's converter sets the level to
-    ERROR, which would silence the server's warnings from then on).
+    crash or a concurrent build never leaves a half-written folder that looks finished. Builds in one parent
+    folder take turns (a lock on it, across threads and processes): a second build of the same folder, e.g. by
+    another server worker, waits for the first and then finds its folder instead of building it again at the same
+    time (where a file system ignores the lock, the first rename wins and the other's copy is discarded). The
+    root logger's level, filters and handlers are restored afterwards: exporters reconfigure them (OpenVINO's
+    converter sets the level to ERROR, which would silence the server's warnings from then on).
     """
     if folder.is_dir():
         return folder, False
     folder.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(folder.parent):
+        if folder.is_dir():  # built while this call waited
+            return folder, False
+        return _build(folder, build)
+
+
+def _build(folder: Path, build: Callable[[Path], None]) -> tuple[Path, bool]:
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         with _root_logger_kept():
@@ -64,6 +74,17 @@ def cached_build(folder: Path, build: Callable[[Path], None]) -> tuple[Path, boo
         return folder, True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory``, released when the block ends (or the process dies)."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 @contextmanager

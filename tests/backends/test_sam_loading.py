@@ -140,7 +140,8 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, tiny_type) -> None
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SAM_MODEL_TYPE": "vit_x"}, "SAM_MODEL_TYPE='vit_x' is not a SAM model type; use one of vit_b, vit_h, vit_l"),
+        ({"SAM_MODEL_TYPE": "vit_x"}, "SAM_MODEL_TYPE='vit_x' is not a SAM model type; use one of vit_b, vit_h, "
+         "vit_l, vit_t"),
         ({"SAM_CACHE_MB": "lots"}, "SAM_CACHE_MB='lots' is not a number"),
         ({"SAM_POLYGON_TOLERANCE": "-1"}, "SAM_POLYGON_TOLERANCE='-1' must be a number >= 0"),
         ({"SAM_WARMUP": "maybe"}, "SAM_WARMUP='maybe' is not a boolean"),

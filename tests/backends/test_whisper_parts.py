@@ -237,19 +237,22 @@ def test_bad_settings_are_named(env: dict, message: str) -> None:
         options.WhisperOptions.from_settings(Settings.from_env({"DEVICE": "cpu", **env}))
 
 
-def test_the_engine_follows_the_model_and_refuses_what_it_cannot_read(tmp_path) -> None:
+def test_the_engine_follows_the_model(tmp_path) -> None:
     def read(**env: str):
-        return options.WhisperOptions.from_settings(Settings.from_env({"DEVICE": "cpu", **env}))
+        return options.WhisperOptions.from_settings(Settings.from_env({"DEVICE": "cpu", "MODEL_DIR": str(tmp_path),
+                                                                       **env}))  # fmt: skip
 
     folder = read(WHISPER_MODEL=str(TINY_EN))
     assert (folder.engine, folder.model, folder.compute_type) == ("faster-whisper", str(TINY_EN), "float32")
     named = read(WHISPER_MODEL="tiny.en", WHISPER_ENGINE="faster-whisper", WHISPER_COMPUTE_TYPE="int8")
-    assert (named.engine, named.model, named.compute_type) == ("faster-whisper", "tiny.en", "int8")  # downloaded
+    assert (named.engine, named.model, named.compute_type) == ("faster-whisper", "tiny.en", "int8")  # converted
+    assert named.engine_cache == tmp_path / "engines"
     checkpoint = tmp_path / "my-tune.pt"
     checkpoint.write_bytes(b"x")
-    with pytest.raises(options.OptionError, match="not openai-whisper checkpoints") as refused:
-        read(WHISPER_MODEL=str(checkpoint), WHISPER_ENGINE="faster-whisper")
-    assert "convert_openai_to_hf.py" in str(refused.value) and "ct2-transformers-converter" in str(refused.value)
+    assert read(WHISPER_MODEL=str(checkpoint)).engine == "openai"
+    assert read(WHISPER_MODEL=str(checkpoint), WHISPER_ENGINE="faster-whisper").model == str(checkpoint)  # converted
+    url = "https://example.com/whisper/my-tune.pt"
+    assert (read(WHISPER_MODEL=url).engine, read(WHISPER_MODEL=url).model) == ("openai", url)  # downloaded on load
 
 
 def test_versions_name_the_engine_and_the_compute_type(tmp_path) -> None:

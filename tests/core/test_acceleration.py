@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,29 @@ def test_a_folder_is_built_once_and_a_failed_build_leaves_nothing(tmp_path: Path
     with pytest.raises(RuntimeError):
         cached_build(tmp_path / "cache" / "other", fail)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["key-openvino"]
+
+
+def test_a_second_build_of_the_same_folder_waits_for_the_first_instead_of_building_again(tmp_path: Path) -> None:
+    builds: list[str] = []
+    started = threading.Event()
+
+    def slow(scratch: Path) -> None:  # e.g. a model conversion in one server worker
+        builds.append("slow")
+        started.set()
+        time.sleep(0.3)
+        (scratch / "model.bin").write_text("first")
+
+    def fast(scratch: Path) -> None:
+        builds.append("fast")
+        (scratch / "model.bin").write_text("second")
+
+    folder = tmp_path / "cache" / "key-ctranslate2"
+    first = threading.Thread(target=cached_build, args=(folder, slow))
+    first.start()
+    assert started.wait(5)
+    assert cached_build(folder, fast) == (folder, False)  # waited, then found the first one's folder
+    first.join()
+    assert builds == ["slow"] and (folder / "model.bin").read_text() == "first"
 
 
 def test_a_build_that_reconfigures_the_root_logger_leaves_it_as_it_was(tmp_path: Path) -> None:

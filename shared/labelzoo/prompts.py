@@ -28,6 +28,7 @@ from labelzoo.results.geometry import rotated_box_corners
 
 POINT_TYPES = frozenset({"keypointlabels", "keypoint"})
 BOX_TYPES = frozenset({"rectanglelabels", "rectangle"})
+PIXEL_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class ImagePrompt:
     """The label the annotator drew the prompt with, as written; the answer should carry it too."""
     clicks: tuple[Click, ...]
     box: Box | None
+    region_id: str | None = None
+    """The id of the newest region (the box or click just drawn), when the editor sent one: an answer about that
+    region itself (the text read inside the box) reuses it, so the editor joins the answer to the annotator's
+    region (protocol §5.1, P15)."""
 
     def image(self, config: LabelConfig) -> ObjectTag:
         """The ``<Image>`` of ``config`` the prompt is drawn on; a :class:`TaskError` if it is another object."""
@@ -94,6 +99,18 @@ class ImagePrompt:
         low = np.clip(corners.min(axis=0), 0.0, (width, height))
         high = np.clip(corners.max(axis=0), 0.0, (width, height))
         return np.concatenate((low, high))
+
+
+    def pixel_rect(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """(left, top, width, height) of the whole pixels :meth:`pixel_box` covers, for cropping; None without a
+        box. A coordinate within a millionth of a pixel of a whole number counts as that number, so a box
+        drawn on pixel edges does not grow by a pixel through the percent round trip."""
+        box = self.pixel_box(width, height)
+        if box is None:
+            return None
+        left, top = (math.floor(v + PIXEL_SLACK) for v in box[:2])
+        right, bottom = (math.ceil(v - PIXEL_SLACK) for v in box[2:])
+        return left, top, max(right - left, 0), max(bottom - top, 0)
 
 
 def read_image_prompt(context: Mapping[str, Any]) -> ImagePrompt:
@@ -134,6 +151,7 @@ def read_image_prompt(context: Mapping[str, Any]) -> ImagePrompt:
         label=_label(newest),
         clicks=tuple(clicks),
         box=boxes[-1] if boxes else None,
+        region_id=newest["id"] if isinstance(newest.get("id"), str) and newest["id"] else None,
     )
 
 

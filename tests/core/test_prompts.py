@@ -52,12 +52,26 @@ def test_unlabelled_rectangles_and_items_of_other_types_are_fine() -> None:
     np.testing.assert_allclose(prompt.pixel_box(400, 200), [0, 0, 200, 50])
 
 
+def test_the_newest_regions_id_is_kept_for_an_answer_about_that_region() -> None:
+    items = [{**rectangle(1, 2, 3, 4), "id": "old"}, {**rectangle(5, 6, 7, 8), "id": "drawn"}]
+    assert read_image_prompt({"result": items}).region_id == "drawn"
+    assert read_image_prompt({"result": [rectangle(1, 2, 3, 4)]}).region_id is None  # the editor always sends one
+
+
 def test_pixels_scale_with_the_natural_size_and_boxes_are_clipped_to_it() -> None:
     prompt = read_image_prompt({"result": [rectangle(80, -10, 40, 50), keypoint(10, 90, is_positive=False)]})
     np.testing.assert_allclose(prompt.pixel_box(1000, 500), [800, 0, 1000, 200])
     points, labels = prompt.pixel_points(1000, 500)
     np.testing.assert_allclose(points, [[100, 450]])
     assert labels.tolist() == [0]
+
+
+def test_the_pixels_a_box_covers_survive_the_percent_round_trip() -> None:
+    width, height = 486, 156
+    on_edges = rectangle(26 * 100 / width, 43 * 100 / height, 417 * 100 / width, 31 * 100 / height)
+    assert read_image_prompt({"result": [on_edges]}).pixel_rect(width, height) == (26, 43, 417, 31)
+    assert read_image_prompt({"result": [rectangle(10.1, 20.5, 10, 10)]}).pixel_rect(100, 100) == (10, 20, 11, 11)
+    assert read_image_prompt({"result": [keypoint(5, 5)]}).pixel_rect(100, 100) is None
 
 
 def test_a_box_rotated_about_its_top_left_corner_becomes_the_box_around_it() -> None:

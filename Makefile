@@ -13,7 +13,8 @@ PIP := $(BIN)/python -m pip
 PIP_FLAGS := --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps ls-venv test run lint bench loadtest soak up-yolo up-spacy up-whisper up-sam clean
+.PHONY: install system-deps ls-venv test run lint bench loadtest soak image image-base podman test-images \
+  up-yolo up-spacy up-whisper up-sam up-ocr clean
 
 install: $(VENV)/.installed
 
@@ -44,9 +45,14 @@ $(RUN_VENV)/.installed: pyproject.toml setup.py constraints.txt
 # (synthesised speech for the Whisper tests).
 # Each Debian package installs a program of the same name.
 SYSTEM_PACKAGES := redis-server ffmpeg espeak-ng
+# Data the tests use, Debian packages checked by name: Tesseract's English model (the ocr backend; tesserocr
+# brings the library) and the fonts the OCR tests render text in.
+SYSTEM_DATA_PACKAGES := tesseract-ocr-eng fonts-dejavu-core fonts-liberation2
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	for p in $(SYSTEM_DATA_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	  || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing:$$missing"; \
@@ -84,12 +90,36 @@ loadtest: install
 soak: install
 	$(BIN)/python -m benchmarks.load --minutes 10
 
+# Images: `make image BACKEND=<name>` builds the base that every backend's image starts from
+# (backends/base.Dockerfile, tagged labelzoo-base:local), then labelzoo-<name>, with ENGINE: podman where it
+# is installed, else docker. Podman needs the Docker image format (it drops HEALTHCHECK otherwise) and here the
+# host's network (its bridge needs iptables, which machines like CI's lack).
+ENGINE ?= $(if $(shell command -v podman),podman,docker)
+ENGINE_FLAGS := $(if $(filter podman,$(notdir $(ENGINE))),--format docker --network host)
+
+image-base:
+	$(ENGINE) build $(ENGINE_FLAGS) -f backends/base.Dockerfile -t labelzoo-base:local .
+
+image: image-base
+	$(ENGINE) build $(ENGINE_FLAGS) -f backends/$(BACKEND)/Dockerfile -t labelzoo-$(BACKEND) .
+
+# Podman (as root on Debian) and python:3.11-slim for it, pulled or, where no registry can be reached, a
+# local stand-in (scripts/containers/). The image tests (tests/images) run wherever podman is installed:
+# `make test-images` runs only them; CI runs `make podman` before `make test`.
+podman:
+	scripts/containers/podman-setup.sh
+	scripts/containers/python-image.sh
+
+test-images: install ls-venv podman
+	$(BIN)/python -m pytest tests/images tests/e2e/test_bootstrap_image_e2e.py $(PYTEST_ARGS)
+
 # Quickstarts: Label Studio + the backend + a one-shot step that creates a demo project and connects them.
 # Compose reads .env for the files' ${...} defaults only with --env-file (its project folder is compose/):
 # so LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in .env win over the demo's.
-up-sam: export BOOTSTRAP_FLAGS := --interactive
+up-sam up-ocr: export BOOTSTRAP_FLAGS := --interactive
 # GPU=1 adds the backend's GPU variant (compose/<backend>.gpu.yml: CUDA torch, DEVICE=cuda, the GPUs).
-up-yolo up-spacy up-whisper up-sam: up-%:
+up-yolo up-spacy up-whisper up-sam up-ocr: up-%:
+	$(MAKE) image-base ENGINE=docker
 	BACKEND=$* docker compose $(if $(wildcard .env),--env-file .env) -f compose/label-studio.yml -f compose/$*.yml \
 	  $(if $(GPU),-f compose/$*.gpu.yml) up --build
 

@@ -17,7 +17,8 @@ from compose_spec import PyCompose
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted(REPO.glob("backends/*/Dockerfile"))
-ALL_DOCKERFILES = DOCKERFILES + sorted(REPO.glob("compose/*.Dockerfile"))
+BASE_DOCKERFILE = REPO / "backends" / "base.Dockerfile"
+ALL_DOCKERFILES = [*DOCKERFILES, BASE_DOCKERFILE, *sorted(REPO.glob("compose/*.Dockerfile"))]
 COMPOSE_FILES = sorted(p for p in REPO.glob("compose/*.yml") if not p.name.endswith(".gpu.yml"))
 GPU_OVERRIDES = sorted(REPO.glob("compose/*.gpu.yml"))
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
@@ -30,9 +31,16 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def with_base(dockerfile: Path) -> str:
+    """The instructions an image ends up with: the base image's (backends/base.Dockerfile), then its own."""
+    text = dockerfile.read_text()
+    assert re.search(r"^FROM labelzoo-base:local$", text, flags=re.M), f"{dockerfile} must start from the base"
+    return BASE_DOCKERFILE.read_text() + text
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_a_data_volume(dockerfile: Path) -> None:
-    text = dockerfile.read_text()
+    text = with_base(dockerfile)
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
     assert users and users[-1] not in ("root", "0"), "the image must not run as root"
     assert re.search(r"^HEALTHCHECK .*?/health", text, flags=re.M | re.S)
@@ -40,6 +48,20 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_a_data_volume(docker
     for source in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)\s+\S+$", text, flags=re.M):
         for path in source.split():
             assert (REPO / path).exists(), f"{dockerfile}: COPY {path} does not exist in the build context"
+
+
+def instructions(dockerfile: Path) -> list[str]:
+    return [line.strip() for line in dockerfile.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_no_block_of_six_lines_is_repeated_between_two_backend_dockerfiles() -> None:
+    """What every image needs is in the base; a backend's Dockerfile holds only what is its own."""
+    blocks: dict[tuple[str, ...], Path] = {}
+    for dockerfile in DOCKERFILES:
+        lines = instructions(dockerfile)
+        for block in {tuple(lines[i : i + 6]) for i in range(len(lines) - 5)}:
+            other = blocks.setdefault(block, dockerfile)
+            assert other == dockerfile, f"{other} and {dockerfile} both hold:\n" + "\n".join(block)
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
@@ -111,7 +133,7 @@ def test_compose_file_is_valid_and_its_references_exist(compose_file: Path) -> N
     assert spec["services"]
 
 
-@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam"])
+@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam", "ocr"])
 def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
     backend_file = REPO / "compose" / f"{backend}.yml"
     assert backend_file.is_file(), f"make up-{backend} needs {backend_file}"
@@ -128,7 +150,7 @@ def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
     assert f"up-{backend}" in (REPO / "Makefile").read_text()
 
 
-@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam"])
+@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam", "ocr"])
 def test_the_users_env_file_wins_over_the_quickstart_defaults(backend: str) -> None:
     """An upstream user's ``.env`` (``LABEL_STUDIO_URL`` and a Personal Access Token) reaches the backend; the
     demo's URL and token are only defaults."""

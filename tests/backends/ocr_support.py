@@ -3,14 +3,18 @@ character error rate of what was read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from PIL import Image, ImageDraw, ImageFont
 
 from labelzoo.results import read_rectangles, read_textareas
+from labelzoo.testing import backend_client
 
 OCR_FOLDER = Path(__file__).resolve().parents[2] / "backends" / "ocr"
 TESSDATA = Path("/usr/share/tesseract-ocr/5/tessdata")
@@ -100,3 +104,11 @@ def served_regions(result: list[dict[str, Any]]) -> list[tuple[str, float, tuple
         left, top, width, height = box.box()
         out.append((texts[box.id], box.item["score"], (left, top, left + width, top + height)))
     return out
+
+
+@contextmanager
+def ocr_client(media: Path, root: Path) -> Iterator[FlaskClient]:
+    """The OCR backend in this process, reading local files under ``media``, its state under ``root``."""
+    env = {"MODEL_DIR": str(root / "models"), "MEDIA_CACHE_DIR": str(root / "cache"), "MEDIA_LOCAL_ROOTS": str(media)}
+    with backend_client(OCR_FOLDER, env) as served:
+        yield served

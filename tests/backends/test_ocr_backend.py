@@ -11,8 +11,8 @@ from PIL import Image
 
 from labelzoo import Settings
 from labelzoo.options import OptionError
-from labelzoo.testing import backend_class, backend_client
-from tests.backends.ocr_support import FONTS, OCR_FOLDER, TEXT, needs_tesseract, render
+from labelzoo.testing import backend_class
+from tests.backends.ocr_support import FONTS, OCR_FOLDER, TEXT, needs_tesseract, ocr_client, render
 
 needs_tesseract()
 
@@ -30,9 +30,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
-    root = tmp_path_factory.mktemp("ocr-server")
-    env = {"MODEL_DIR": str(root / "models"), "MEDIA_CACHE_DIR": str(root / "cache"), "MEDIA_LOCAL_ROOTS": str(media)}
-    with backend_client(OCR_FOLDER, env) as served:
+    with ocr_client(media, tmp_path_factory.mktemp("ocr-server")) as served:
         yield served
 
 

@@ -12,7 +12,6 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
-from labelzoo.testing import backend_client
 from tests.backends.ocr_support import (
     FONTS,
     OCR_FOLDER,
@@ -21,6 +20,7 @@ from tests.backends.ocr_support import (
     edit_distance,
     iou,
     needs_tesseract,
+    ocr_client,
     render,
     served_regions,
 )
@@ -40,9 +40,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
-    root = tmp_path_factory.mktemp("ocr-server")
-    env = {"MODEL_DIR": str(root / "models"), "MEDIA_CACHE_DIR": str(root / "cache"), "MEDIA_LOCAL_ROOTS": str(media)}
-    with backend_client(OCR_FOLDER, env) as served:
+    with ocr_client(media, tmp_path_factory.mktemp("ocr-server")) as served:
         yield served
 
 

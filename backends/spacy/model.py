@@ -200,7 +200,8 @@ class SpacyNER(Backend):
             strip_for_saving(nlp, ner_name)
             nlp.to_disk(ctx.output_dir / PIPELINE_DIR)
         ctx.report(1.0, summary, **metrics)
-        return FitResult(promote=promote, metrics=metrics, summary=summary)
+        held_out = {text.task_id for text in dev_texts} - {text.task_id for text in train_texts}
+        return FitResult(promote=promote, metrics=metrics, summary=summary, held_out=held_out)
 
 
 def _log(ctx: FitContext, problems: Sequence[SpanIssue | str]) -> None:

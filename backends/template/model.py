@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import joblib
-import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -46,10 +45,6 @@ def texts_and_labels(
     labelled: list[tuple[TrainingExample, str]], obj: ObjectTag, ctx: FitContext
 ) -> tuple[list[str], list[str]]:
     return [text_of(example.task, obj, ctx.media) for example, _ in labelled], [label for _, label in labelled]
-
-
-def accuracy(model: Pipeline, texts: list[str], labels: list[str]) -> float:
-    return float((model.predict(texts) == np.array(labels)).mean())
 
 
 class TextClassifier(Backend):
@@ -94,7 +89,7 @@ class TextClassifier(Backend):
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
         classifiers = dict(getattr(self, "classifiers", {}))
         metrics: dict[str, float] = {}
-        reasons, promoted = [], False
+        reasons, promoted, trained = [], False, set()  # trained: the tasks some new classifier learnt from
         for control, obj in data.config.pairs("Choices", ("Text", "HyperText")):
             labelled = [(example, choice) for example in data.examples if (choice := chosen(example, control, obj))]
             split = split_held_out(
@@ -107,9 +102,10 @@ class TextClassifier(Backend):
                 continue
             ctx.report(0.2, f"training {control.name} on {len(train_x)} examples, {len(split.held_out)} held out")
             model = new_classifier().fit(train_x, train_y)  # never on held-out tasks: they judge every version
+            trained |= {example.task.id for example, _ in split.train}
             current = classifiers.get(control.name)
-            new = accuracy(model, test_x, test_y) if test_x else None
-            old = accuracy(current, test_x, test_y) if test_x and current is not None else None
+            new = model.score(test_x, test_y) if test_x else None  # accuracy
+            old = current.score(test_x, test_y) if test_x and current is not None else None
             scores = {"accuracy": new, "previous_accuracy": old}
             metrics.update({f"{control.name}.{name}": score for name, score in scores.items() if score is not None})
             decision = decide(new, old, n_held_out=len(test_x), metric=f"{control.name} accuracy")
@@ -121,4 +117,5 @@ class TextClassifier(Backend):
         if promoted:
             joblib.dump(classifiers, ctx.output_dir / MODEL_FILE)
             ctx.report(1.0, "done", **metrics)
-        return FitResult(promote=promoted, metrics=metrics, summary=summary)
+        return FitResult(promote=promoted, metrics=metrics, summary=summary,
+                         held_out={example.task.id for example in data.examples} - trained)

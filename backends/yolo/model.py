@@ -242,12 +242,12 @@ class Yolo(Backend):
         metrics: dict[str, float] = {}
         summary = [f"{plan.control.name}: not trained (model_trainable=\"false\")" for plan in planned
                    if not plan.trainable]  # fmt: skip
-        improved = False
+        improved, held = False, []  # held: each trained control's held-out tasks
         with tempfile.TemporaryDirectory(prefix="labelzoo-yolo-") as tmp:
             for number, plan in enumerate(plans):
                 progress = PartProgress(ctx.report, plan.control.name, number, len(plans))
                 try:
-                    entry = self._fit_control(plan, data, ctx, Path(tmp) / str(number), progress, metrics, summary)
+                    entry = self._fit_control(plan, data, ctx, Path(tmp, str(number)), progress, metrics, summary, held)
                 except TrainingCancelled:
                     return FitResult(promote=False, metrics=metrics, summary="cancelled")
                 if entry is not None:
@@ -257,7 +257,7 @@ class Yolo(Backend):
             (ctx.output_dir / MANIFEST).write_text(json.dumps({"controls": manifest}, indent=2), encoding="utf-8")
         text = "; ".join(summary) or "no control to train"
         ctx.report(1.0, text, **metrics)
-        return FitResult(promote=improved, metrics=metrics, summary=text)
+        return FitResult(promote=improved, metrics=metrics, summary=text, held_out=set.intersection(*held or [set()]))
 
     def _fit_control(
         self,
@@ -268,6 +268,7 @@ class Yolo(Backend):
         progress: PartProgress,
         metrics: dict[str, float],
         summary: list[str],
+        held: list[set[Any]],
     ) -> dict[str, Any] | None:
         """Train one control; its manifest entry when the new weights are kept, else None."""
         from .training import fine_tune
@@ -280,6 +281,7 @@ class Yolo(Backend):
         if dataset is None:
             summary.append(f"{name}: too few annotations")
             return None
+        held.append({s.task_id for s in dataset.val} - {s.task_id for s in dataset.train})
         progress(0.0, f"training on {len(dataset.train)} images, validating on {len(dataset.val)}")
         start = (
             current.source

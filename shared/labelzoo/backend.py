@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from labelzoo.errors import BadRequest
 from labelzoo.options import Options
+from labelzoo.results.agreement import same_annotation
 from labelzoo.thresholds import score_threshold
 
 if TYPE_CHECKING:
@@ -177,11 +178,19 @@ class FitContext:
 
 @dataclass(frozen=True)
 class FitResult:
-    """``promote`` says whether the new weights in ``output_dir`` should replace the current version."""
+    """``promote`` says whether the new weights in ``output_dir`` should replace the current version.
+
+    ``held_out``: the task ids of the examples given to :meth:`Backend.fit` that no model of the new version
+    trained on (the held-out split it validated on). The version records the other examples' tasks as the
+    ones it learnt from (``versions.trained_on``, with what its parent learnt from), so that precision can be
+    measured later on human annotations it never saw. Empty (the default) says the version learnt from every
+    example it was given: the safe assumption. Name only tasks that no new model trained on.
+    """
 
     promote: bool
     metrics: Mapping[str, float] = field(default_factory=dict)
     summary: str = ""
+    held_out: Collection[Any] = ()
 
 
 class Backend(ABC):
@@ -262,6 +271,12 @@ class Backend(ABC):
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
         """Train from ``data`` starting from this instance's model; save to ``ctx.output_dir``."""
         raise NotImplementedError(f"{type(self).__name__} does not learn from annotations")
+
+    def agrees(self, shown: Sequence[Mapping[str, Any]], human: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether a shown pre-label is right: it equals the human annotation of the task (both restricted to
+        the controls this backend fills). Auto-labelling measures precision with it. The default is
+        :func:`labelzoo.results.same_annotation`; override it to document a looser or stricter notion."""
+        return same_annotation(shown, human)
 
     @classmethod
     def can_fit(cls) -> bool:

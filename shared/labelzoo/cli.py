@@ -166,6 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--chunk-size", type=int, help="tasks per chunk (default: $BULK_CHUNK_SIZE or 256)")
     predict.add_argument("--rate-limit", type=float,
                          help="Label Studio requests per second (default: $BULK_RATE_LIMIT or 10; 0: no limit)")
+    auto = predict.add_argument_group(
+        "auto-labelling (with --project)", "annotate the tasks the model is sure of, predict the others; see "
+        "docs/auto-labeling.md")
+    sure = auto.add_mutually_exclusive_group()
+    sure.add_argument("--auto-label-threshold", type=float, metavar="SCORE",
+                      help="annotate the unannotated tasks whose task score is at least SCORE")
+    sure.add_argument("--target-precision", type=float, metavar="P",
+                      help="annotate above the lowest threshold whose precision on the held-out human annotations "
+                      "reaches P (e.g. 0.95)")
+    auto.add_argument("--min-support", type=int, default=None, metavar="N",
+                      help="held-out tasks a chosen threshold needs above it (default 20)")
+    auto.add_argument("--confidence", type=float, default=None, metavar="C",
+                      help="how sure the chosen threshold's precision is to reach P (default 0.9)")
+    auto.add_argument("--dry-run", action="store_true",
+                      help="print the threshold, expected precision and coverage; write nothing")
+    auto.add_argument("--undo", metavar="JOB", help="delete the annotations auto-label job JOB posted (those a "
+                      "person changed since are kept)")
     predict.set_defaults(func=_predict)
 
     boot = sub.add_parser("bootstrap", help="create a demo project in Label Studio and connect a backend to it")

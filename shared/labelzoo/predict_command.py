@@ -1,7 +1,9 @@
 """``labelzoo predict``: the command line of bulk pre-annotation (the parser lives in :mod:`labelzoo.cli`).
 
 ``--tasks`` (a task file or a media folder) predicts offline into ``--out``; otherwise the tasks of
-Label Studio project ``--project`` are predicted and posted back. SIGINT or SIGTERM stops at the end of
+Label Studio project ``--project`` are predicted and posted back; with ``--target-precision`` or
+``--auto-label-threshold`` the sure ones are annotated instead (``--dry-run`` only reports; ``--undo JOB``
+deletes a run's annotations). SIGINT or SIGTERM stops at the end of
 the current chunk (a second one stops at once); running the same command again goes on from there.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any
 
+from labelzoo.bulk.autolabel import AutoLabelOptions
 from labelzoo.bulk.chunks import ChunkReport
 from labelzoo.bulk.offline import predict_offline
 from labelzoo.bulk.progress import ProgressBar
@@ -29,10 +32,17 @@ from labelzoo.runtime import Runtime
 from labelzoo.settings import Settings
 
 INTERRUPTED = 130
+FLAGS = {"threshold": "--auto-label-threshold", "target_precision": "--target-precision",
+         "min_support": "--min-support", "confidence": "--confidence"}  # auto_label fields → their options
 LOAD_TIMEOUT = 600.0
 
 
 def run(args: argparse.Namespace) -> int:
+    auto_label = _auto_label(args)
+    if args.undo is not None:
+        return _undo(args)
+    if auto_label is not None and args.project is None:
+        raise LabelzooError("auto-labelling annotates a Label Studio project: give --project N")
     if args.tasks is None and args.project is None:
         raise LabelzooError("say what to predict: --tasks FILE|FOLDER --out FILE, or --project N (Label Studio)")
     if args.tasks is not None and args.out is None:
@@ -42,9 +52,49 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         with _stop_on_signals(stop):
-            return _offline(runtime, args, stop) if args.tasks is not None else _project(runtime, args, stop)
+            if args.tasks is not None:
+                return _offline(runtime, args, stop)
+            return _project(runtime, args, stop, auto_label)
     finally:
         runtime.close()
+
+
+def _auto_label(args: argparse.Namespace) -> AutoLabelOptions | None:
+    """The auto-label options the arguments ask for; None for plain pre-annotation."""
+    if args.auto_label_threshold is None and args.target_precision is None:
+        if args.dry_run or args.min_support is not None or args.confidence is not None:
+            raise LabelzooError("--dry-run, --min-support and --confidence go with --target-precision or "
+                                "--auto-label-threshold")
+        return None
+    body: dict[str, Any] = {"dry_run": args.dry_run}
+    if args.auto_label_threshold is not None:
+        body["threshold"] = args.auto_label_threshold
+    else:
+        body["target_precision"] = args.target_precision
+    if args.min_support is not None:
+        body["min_support"] = args.min_support
+    if args.confidence is not None:
+        body["confidence"] = args.confidence
+    try:
+        return AutoLabelOptions.from_json(body)
+    except LabelzooError as exc:
+        message = exc.message
+        for field, flag in FLAGS.items():
+            message = message.replace(f"'auto_label.{field}'", flag)
+        raise LabelzooError(message) from None
+
+
+def _undo(args: argparse.Namespace) -> int:
+    runtime = Runtime(load_backend(args.backend), _settings(args))
+    try:
+        job = runtime.bulk.undo(args.undo)
+    finally:
+        runtime.close()
+    undo = job.get("auto_label", {}).get("undo", {})
+    print(f"bulk job {job['id']}: undo {undo.get('status')}: {undo.get('undone', 0)} annotations deleted, "
+          f"{undo.get('kept', 0)} kept (changed by a person since), {undo.get('gone', 0)} deleted already"
+          + (f"; {undo['error']}" if undo.get("error") else ""), file=sys.stderr)
+    return 0 if undo.get("status") == "done" else 1
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -126,14 +176,17 @@ class _Observer:
             self.bar.close()
 
 
-def _project(runtime: Runtime, args: argparse.Namespace, stop: threading.Event) -> int:
+def _project(runtime: Runtime, args: argparse.Namespace, stop: threading.Event,
+             auto_label: AutoLabelOptions | None) -> int:
     _wait_for_model(runtime)
     observer = _Observer(str(args.project))
     try:
-        job = runtime.bulk.run_here(args.project, observer, stop)
+        job = runtime.bulk.run_here(args.project, observer, stop, auto_label=auto_label)
     finally:
         observer.close()
     print(f"bulk job {job['id']} ({job['model_version']}): {job['status']}: {job['message']}", file=sys.stderr)
+    if "auto_label" in job and job["auto_label"].get("summary"):
+        print(f"  held-out estimate: {job['auto_label']['summary']}", file=sys.stderr)
     for error in job["errors"]:
         print(f"  {error}", file=sys.stderr)
     if job["status"] == "interrupted":

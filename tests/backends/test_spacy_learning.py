@@ -7,6 +7,7 @@ the model learned, not what it memorised.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import spacy
 
 from labelzoo import Backend, FitContext, PredictContext, Settings, Task, TrainingData, TrainingExample
 from labelzoo.labelconfig import parse_label_config
+from labelzoo.learning import split_held_out
 from labelzoo.media import MediaResolver
 from labelzoo.registry import load_backend
 from tests.backends.spacy_support import Sentence, labels_result, sentences, span_f1, train_pipeline
@@ -107,6 +109,11 @@ def test_a_blank_pipeline_learns_the_config_labels_then_updates_and_retrains(
     retrained = fit(v1, more, tmp_path / "v3", reason="start_training")  # from the blank pipeline again
     assert retrained.summary.startswith("full retraining on")
     assert retrained.metrics["held_out_texts"] == updated.metrics["held_out_texts"] > 0  # the same split
+    module = sys.modules[type(v1).__module__]
+    split = split_held_out(more, task_id=lambda e: e.task.id, fraction=v1.options.spacy_holdout / 100,
+                           min_held_out=module.MIN_HELD_OUT, min_train=module.MIN_TRAIN)
+    held = {e.task.id for e in split.held_out}  # the tasks no new pipeline trained on, reported to the version
+    assert len(held) == updated.metrics["held_out_texts"] and set(updated.held_out) == set(retrained.held_out) == held
     assert retrained.metrics["f1"] >= 0.8
 
 

@@ -28,6 +28,7 @@ from tests.backends.yolo_support import (
     shapes_image,
     yolo_backend,
     yolo_env,
+    yolo_module,
 )
 
 SIZE = (160, 160)
@@ -177,6 +178,9 @@ def test_fit_trains_every_kind_of_control_and_the_new_version_serves_them(tmp_pa
     for name in ("turned", "poly", "brush", "corner"):
         assert 0.0 <= fitted.metrics[f"{name}.mAP50-95"] <= 1.0
     assert 0.0 <= fitted.metrics["colour.top1"] <= 1.0
+    dataset = yolo_module("dataset")
+    _, val = dataset.held_out([dataset.Sample(e.task.id, Path(f"{e.task.id}.png"), (64, 64)) for e in examples])
+    assert val and set(fitted.held_out) == {s.task_id for s in val}  # each control held out the same images
     progress = [p for p, _, _ in reports]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert any("epoch 1/1" in message for _, message, _ in reports)

@@ -206,7 +206,9 @@ class FakeLabelStudio(RecordingServer):
       ``/api/projects/`` and ``/api/projects/<id>``; ``tasks`` (id → task, see :meth:`add_tasks`) in the
       Data Manager's list ``/api/tasks/?project=&page=&page_size=&fields=all&query=`` (``selectedItems``
       honoured, 404 past the last page); ``POST /api/projects/<id>/import/predictions`` stores
-      predictions on the tasks (400 for a task id not in the project); ``/api/predictions/?project=``.
+      predictions on the tasks (400 for a task id not in the project); ``/api/predictions/?project=``;
+      ``POST /api/predictions/`` (one, answered with its id); ``POST /api/tasks/<id>/annotations/`` (409 for a
+      ``unique_id`` seen before, as Label Studio); ``GET``, ``PATCH`` and ``DELETE /api/annotations/<id>/``.
     """
 
     def __init__(
@@ -236,7 +238,8 @@ class FakeLabelStudio(RecordingServer):
         self.chunked: set[str] = set()
         self.projects: list[dict[str, Any]] = []
         self.tasks: dict[int, dict[str, Any]] = {}
-        self._next_ids = {"task": 1, "prediction": 1}
+        self._next_ids = {"task": 1, "prediction": 1, "annotation": 1000}
+        self.unique_ids: set[str] = set()
         self.user = {"id": 1, "email": "ml@example.com", "username": "ml"}
         self._access_tokens: set[str] = set()
         p = self.prefix
@@ -248,6 +251,9 @@ class FakeLabelStudio(RecordingServer):
             ("/api/projects/<int:project_id>/import/predictions", self._import_predictions, ["POST"]),
             ("/api/tasks/", self._task_list, ["GET"]),
             ("/api/predictions/", self._predictions, ["GET"]),
+            ("/api/predictions/", self._create_prediction, ["POST"]),
+            ("/api/tasks/<int:task_id>/annotations/", self._create_annotation, ["POST"]),
+            ("/api/annotations/<int:annotation_id>/", self._annotation, ["GET", "PATCH", "DELETE"]),
             ("/data/upload/<path:name>", self._upload, ["GET"]),
             ("/data/local-files/", self._local_files, ["GET"]),
             ("/tasks/<int:task_id>/presign/", self._presign, ["GET"]),
@@ -387,6 +393,63 @@ class FakeLabelStudio(RecordingServer):
         if not self._authenticated():
             return self._denied()
         return jsonify(self.predictions_of(int(request.args.get("project", 0))))
+
+    def _create_prediction(self) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        item = request.get_json()
+        with self._log_lock:
+            task = self.tasks.get(item.get("task"))
+            if task is None:
+                return jsonify(detail="Invalid task"), 400
+            prediction = {"id": self._next_ids["prediction"], "task": task["id"], "project": task["project"],
+                          "result": item.get("result"), "score": item.get("score"),
+                          "model_version": item.get("model_version", "undefined")}
+            self._next_ids["prediction"] += 1
+            task["predictions"].append(prediction)
+        return jsonify(prediction), 201
+
+    def _create_annotation(self, task_id: int) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        body = request.get_json()
+        with self._log_lock:
+            task = self.tasks.get(task_id)
+            if task is None:
+                return jsonify(detail="Not found."), 404
+            unique = body.pop("unique_id", None)
+            if unique is not None and unique in self.unique_ids:
+                return jsonify(detail="Annotation with this unique id already exists"), 409
+            if unique is not None:
+                self.unique_ids.add(unique)
+            annotation = {**body, "id": self._next_ids["annotation"], "task": task_id, "project": task["project"],
+                          "completed_by": self.user["id"]}
+            self._next_ids["annotation"] += 1
+            task["annotations"].append(annotation)
+        return jsonify(annotation), 201
+
+    def find_annotation(self, annotation_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The task holding the annotation, and the annotation."""
+        for task in self.tasks.values():
+            for annotation in task["annotations"]:
+                if annotation.get("id") == annotation_id:
+                    return task, annotation
+        return None
+
+    def _annotation(self, annotation_id: int) -> Any:
+        if not self._authenticated():
+            return self._denied()
+        with self._log_lock:
+            found = self.find_annotation(annotation_id)
+            if found is None:
+                return jsonify(detail="Not found."), 404
+            task, annotation = found
+            if request.method == "DELETE":
+                task["annotations"].remove(annotation)
+                return "", 204
+            if request.method == "PATCH":
+                annotation.update(request.get_json())
+            return jsonify(annotation)
 
     def _upload(self, name: str) -> Any:
         if not self._authenticated():

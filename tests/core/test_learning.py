@@ -204,3 +204,45 @@ def test_the_template_keeps_its_classifier_over_one_trained_on_shuffled_labels(t
     fitted, _ = project.fit(v1, [noisy.get(e.task.id, e) for e in data], "v2")
     assert not fitted.promote, fitted.summary
     assert "the current model is kept" in fitted.summary
+
+
+TWO_CONTROLS = parse_label_config("""<View>
+  <Text name="text" value="$text"/>
+  <Choices name="sentiment" toName="text"><Choice value="Positive"/><Choice value="Negative"/></Choices>
+  <Choices name="length" toName="text"><Choice value="Short"/><Choice value="Long"/></Choices>
+</View>""")
+
+
+def template_split(examples: list[TrainingExample], module: object) -> set[int]:
+    split = split_held_out(examples, task_id=lambda e: e.task.id, content=lambda e: e.task.data,
+                           fraction=module.HELD_OUT_FRACTION, min_held_out=module.MIN_HELD_OUT,
+                           min_train=module.MIN_TRAIN)  # fmt: skip
+    return {e.task.id for e in split.held_out}
+
+
+def test_the_template_reports_the_tasks_its_split_held_out(tmp_path: Path) -> None:
+    data = annotated(random.Random(3), 60)
+    project = Project(tmp_path)
+    fitted, _ = project.fit(project.blank(), data, "v1")
+    expected = template_split(data, sys.modules[project.cls.__module__])
+    assert fitted.promote and expected and set(fitted.held_out) == expected
+
+
+def test_the_template_holds_out_only_the_tasks_no_classifier_it_trained_learnt_from(tmp_path: Path) -> None:
+    """``length`` is annotated on the last 20 tasks only: its split differs from ``sentiment``'s, and a task
+    that either control's new classifier trained on is not held out."""
+    data = annotated(random.Random(4), 60)
+    both = [TrainingExample(task=e.task, result=[*e.result, {"from_name": "length", "to_name": "text",
+            "type": "choices", "value": {"choices": ["Short" if i % 2 else "Long"]}}] if i >= 40 else e.result)
+            for i, e in enumerate(data)]  # fmt: skip
+    project = Project(tmp_path)
+    fitted = project.blank().fit(TrainingData(project="1", config=TWO_CONTROLS, examples=both),
+                                 FitContext(output_dir=tmp_path, media=project.media, settings=project.settings))
+    module = sys.modules[project.cls.__module__]
+    sentiment, length = template_split(data, module), template_split(data[40:], module)
+    assert sentiment - length and length - sentiment  # the two splits differ: neither is the answer alone
+    ids = {e.task.id for e in data}
+    trained = (ids - sentiment) | ({e.task.id for e in data[40:]} - length)
+    assert set(fitted.held_out) == ids - trained and fitted.held_out
+    assert set(fitted.held_out) - length  # a task the length classifier never saw (no length label) is held out
+    assert {"sentiment.accuracy", "length.accuracy"} <= set(fitted.metrics)  # both controls trained

@@ -13,6 +13,7 @@ import pytest
 
 from labelzoo.errors import BadRequest, LabelzooError
 from labelzoo.training import TrainingService, fingerprint, version_name
+from labelzoo.training.supervisor import Outcome
 from labelzoo.training.versions import VersionRecord
 from tests.core.training_support import (  # noqa: F401 - services_fixture
     BASE,
@@ -136,6 +137,54 @@ def test_recover_deletes_half_written_versions(tmp_path: Path, services: Any) ->
     assert unrelated.exists() and v1.exists()
     assert service.current_version("12") == v1.name
     assert [v["version"] for v in service.versions("12")] == [v1.name, BASE]
+
+
+def test_a_version_records_the_tasks_it_learnt_from_less_those_it_held_out(tmp_path: Path, services: Any) -> None:
+    first = services(make_settings(tmp_path, STEPPER_HELD_OUT="12,13"))
+    v1 = train(first, (1, 10, "cat"), (2, 11, "dog"), (3, 12, "cat"), (4, 13, "dog"))["version"]
+    assert first.versions_store.get("12", v1).trained_on == (10, 11)
+    assert first.trained_on("12", v1) == frozenset({10, 11})
+    first.close()
+
+    # the next version holds out a task v1 learnt from: it still counts, v2 keeps or fine-tunes v1's model
+    second = services(make_settings(tmp_path, STEPPER_HELD_OUT="10,14"))
+    job = train(second, (5, 14, "cat"))
+    v2 = job["version"]
+    assert job["parent_version"] == v1 and job["examples"] == 5
+    assert second.trained_on("12", v2) == frozenset({10, 11, 12, 13})  # {11, 12, 13} of its own, 10 from v1
+    assert second.trained_on("12.1718900000", v1) == frozenset({10, 11})
+    listed = {v["version"]: v for v in second.versions("12")}
+    assert (listed[v2]["trained_on_tasks"], listed[v1]["trained_on_tasks"]) == (4, 2)  # a count, not the list
+
+    assert second.trained_on("12", BASE) == frozenset()  # the base model learnt from no task of the project
+    assert second.trained_on("12", "stepper-base-p12-v9-ffffff") is None  # no such version: unknown
+    assert second.trained_on("13", v1) is None  # another project's
+
+
+def test_without_held_out_tasks_a_version_learnt_from_every_example(tmp_path: Path, services: Any) -> None:
+    service = services(make_settings(tmp_path))
+    v1 = train(service, (1, 10, "cat"), (2, 11, "dog"))["version"]
+    assert service.trained_on("12", v1) == frozenset({10, 11})
+
+
+def test_what_a_version_of_unknown_training_set_learnt_from_stays_unknown(tmp_path: Path, services: Any) -> None:
+    service = services(make_settings(tmp_path))
+    old = fake_version(service, "stepper-base-p12-v1-aaaaaa")  # promoted before trained_on was recorded: NULL
+    assert service.versions_store.get("12", old.name).trained_on is None
+    assert service.trained_on("12", old.name) is None
+    job = train(service, (1, 10, "cat"), (2, 11, "dog"))
+    assert job["status"] == "succeeded" and job["parent_version"] == old.name
+    assert service.trained_on("12", job["version"]) is None  # not {10, 11}: what its parent learnt is unknown
+    listed = {v["version"]: v for v in service.versions("12")}
+    assert listed[job["version"]]["trained_on_tasks"] is None and listed[old.name]["trained_on_tasks"] is None
+
+
+def test_an_outcome_carries_the_tasks_trained_on_through_json() -> None:
+    outcome = Outcome("succeeded", "", promote=True, metrics={"f1": 0.5}, summary="ok", trained_on=(3, 7))
+    assert Outcome.from_json(json.loads(json.dumps(outcome.to_json()))) == outcome
+    stored_before = {k: v for k, v in outcome.to_json().items() if k != "trained_on"}  # from an older worker
+    assert Outcome.from_json(stored_before).trained_on is None  # unknown, not "learnt from nothing"
+    assert Outcome.from_json(Outcome("failed", "boom").to_json()).trained_on is None
 
 
 def test_pins_from_extra_params_and_environment(tmp_path: Path, services: Any) -> None:

@@ -5,6 +5,7 @@
 ``ls_project``    ``ls_project(label_config, title=...)`` → a new :class:`LSProject`
 ``serve_for_ls``  ``serve_for_ls(backend_folder, **env)`` → a ``labelzoo serve`` (gunicorn) server with
                   ``LABEL_STUDIO_URL`` and the PAT as ``LABEL_STUDIO_API_KEY``, as a user would configure it
+                  (``REFRESH_AFTER_PROMOTION`` off unless the test asks for it)
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def ls_project(ls_api: LabelStudioAPI, request: pytest.FixtureRequest) -> Callab
 @pytest.fixture
 def serve_for_ls(serve: Callable[..., Server], label_studio: LabelStudio) -> Callable[..., Server]:
     def start(backend: Path, **env: str) -> Server:
+        # the refresh after a promotion posts predictions in the background: a test that counts Label Studio's
+        # predictions right after its own Retrieve Predictions asks for it (test_refresh_e2e does)
+        env.setdefault("REFRESH_AFTER_PROMOTION", "off")
         return serve(backend, LABEL_STUDIO_URL=label_studio.url, LABEL_STUDIO_API_KEY=label_studio.pat, **env)
 
     return start

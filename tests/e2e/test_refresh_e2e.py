@@ -3,8 +3,8 @@ predictions, and uncertainty sampling hands out the one the new model is least s
 
 The backend is titled after its model version, as ``labelzoo bootstrap`` connects it: Label Studio's sampling
 and score column count the predictions of the project's model version, which is the backend's title; the
-backend renames itself after each promotion, and its refresh job (``REFRESH_AFTER_PROMOTION``, on by default)
-posts the new version's predictions for every unlabelled task.
+backend renames itself after each promotion, and its refresh job (``REFRESH_AFTER_PROMOTION``, on by default,
+off in the other end-to-end tests) posts the new version's predictions for every unlabelled task.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def wait_for_refresh(server_url: str, project: int, version: str, timeout: float
 
 
 def test_after_a_promotion_uncertainty_sampling_follows_the_new_model(ls_project, serve_for_ls):
-    server = serve_for_ls(TEMPLATE_BACKEND, TRAIN_AFTER_ANNOTATIONS="6")
+    server = serve_for_ls(TEMPLATE_BACKEND, TRAIN_AFTER_ANNOTATIONS="6", REFRESH_AFTER_PROMOTION="all")
     project = ls_project(CONFIG, title="Active learning", sampling="Uncertainty sampling")
     reviews = [review(i) for i in range(20)]
     ids = project.import_tasks({"text": text} for text, _ in reviews)

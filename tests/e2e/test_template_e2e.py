@@ -19,9 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_template_learns_through_label_studio(label_studio, ls_project, serve_for_ls):
-    # Label Studio's own "Retrieve Predictions" is what this test follows; the backend's refresh after a
-    # promotion, which predicts the unlabelled tasks by itself, is test_refresh_e2e's
-    server = serve_for_ls(TEMPLATE_BACKEND, TRAIN_AFTER_ANNOTATIONS="4", REFRESH_AFTER_PROMOTION="off")
+    server = serve_for_ls(TEMPLATE_BACKEND, TRAIN_AFTER_ANNOTATIONS="4")
     project = ls_project(CONFIG, title="Reviews")
     reviews = [review(i) for i in range(16)]
     ids = project.import_tasks({"text": text} for text, _ in reviews)

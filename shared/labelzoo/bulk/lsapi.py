@@ -7,7 +7,10 @@ Endpoints (Label Studio 1.23):
   Manager's task list, ``{"tasks": [...], "total": n}``, each task with its ``predictions``; a page past
   the end answers 404. ``query={"selectedItems": {"all": false, "included": [ids]}}`` selects tasks by id;
 * ``POST /api/projects/<id>/import/predictions`` with ``[{"task", "result", "score", "model_version"}]``:
-  answers ``{"created": n}``. One task id that is not in the project fails the whole request (400).
+  answers ``{"created": n}``. One task id that is not in the project fails the whole request (400);
+* auto-labelling: ``POST /api/predictions/`` (one prediction, answered with its id), ``POST
+  /api/tasks/<id>/annotations/`` (``unique_id`` set: a second POST with it fails as a duplicate),
+  ``GET`` and ``DELETE /api/annotations/<id>/`` (404 once deleted).
 
 Every call waits its turn under a requests-per-second limit shared by the job's threads, and is
 retried after a 429 (honouring ``Retry-After``), a 5xx, a timeout or a lost connection. A POST that
@@ -83,7 +86,7 @@ def has_version(task: Mapping[str, Any], version: str) -> bool:
     return any(p.get("model_version") == version for p in task.get("predictions") or ())
 
 
-def _annotated(task: Mapping[str, Any]) -> bool:
+def annotated(task: Mapping[str, Any]) -> bool:
     """Whether a Data Manager task holds an annotation (a skipped one included: an annotator has seen it)."""
     counts = (task.get("total_annotations"), task.get("cancelled_annotations"))
     return (bool(task.get("is_labeled")) or bool(task.get("annotations"))
@@ -141,10 +144,27 @@ class BulkApi:
         for tasks, seen in self._pages(project, on_page, page_size):
             total = seen
             found.extend((_latest_score(t), int(t["id"])) for t in tasks
-                         if not _annotated(t) and not has_version(t, version))
+                         if not annotated(t) and not has_version(t, version))
         if limit is not None:
             found = sorted(found)[:limit]
         return sorted(task_id for _, task_id in found), total
+
+    def annotation_pages(self, project: str, on_page: Callable[[int, int], None] | None = None,
+                         page_size: int = LIST_PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+        """Each page of the project's tasks, with their full annotations and predictions."""
+        for tasks, _ in self._pages(project, on_page, page_size):
+            yield tasks
+
+    def unannotated(self, project: str, on_page: Callable[[int, int], None] | None = None,
+                    page_size: int = LIST_PAGE_SIZE) -> tuple[list[int], int]:
+        """Ids of the project's tasks without any annotation, a skipped one included (id order), and the task
+        count."""
+        found: list[int] = []
+        total = 0
+        for tasks, seen in self._pages(project, on_page, page_size):
+            total = seen
+            found.extend(int(t["id"]) for t in tasks if not annotated(t))
+        return sorted(found), total
 
     def _pages(self, project: str, on_page: Callable[[int, int], None] | None, page_size: int
                ) -> Iterator[tuple[list[dict[str, Any]], int]]:
@@ -208,6 +228,43 @@ class BulkApi:
                 return PostOutcome(0, len(items))
         raise AssertionError("unreachable")
 
+    def create_prediction(self, task_id: int, item: Mapping[str, Any]) -> int:
+        """Store one prediction (``result``, ``score``, ``model_version``); its id. Not retried: a lost answer
+        is found by the caller reading the task back."""
+        body = {"task": task_id, **{k: item[k] for k in ("result", "score", "model_version") if k in item}}
+        data = self._call("POST", "/api/predictions/", payload=body)
+        return int(data["id"])
+
+    def create_annotation(self, task_id: int, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Store one annotation; None when Label Studio already holds one with this ``unique_id``."""
+        try:
+            data = self._retrying(lambda: self._call("POST", f"/api/tasks/{task_id}/annotations/", payload=body))
+        except UpstreamError as exc:
+            if exc.upstream_status in (400, 409) and "unique" in exc.message.lower():
+                return None
+            raise
+        return data if isinstance(data, dict) else {}
+
+    def annotation(self, annotation_id: int) -> dict[str, Any] | None:
+        """One annotation; None once it is deleted."""
+        try:
+            data = self._retrying(lambda: self._call("GET", f"/api/annotations/{annotation_id}/"))
+        except UpstreamError as exc:
+            if exc.upstream_status == 404:
+                return None
+            raise
+        return data if isinstance(data, dict) else None
+
+    def delete_annotation(self, annotation_id: int) -> bool:
+        """Delete one annotation; False when it was gone already."""
+        try:
+            self._retrying(lambda: self._call("DELETE", f"/api/annotations/{annotation_id}/"))
+        except UpstreamError as exc:
+            if exc.upstream_status == 404:
+                return False
+            raise
+        return True
+
     def _still_missing(self, project: str, items: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
         """The items whose task still exists and still lacks a prediction of ``version``."""
         tasks = self.tasks_by_id(project, [int(i["task"]) for i in items])
@@ -245,6 +302,8 @@ class BulkApi:
             raise
         with response:
             status = response.status_code
+            if status == 204:
+                return {}
             if status < 400:
                 try:
                     return response.json()

@@ -2,7 +2,9 @@
 
 A *project* job predicts every task of a Label Studio project that lacks a prediction of the model
 version current when the job starts, and posts the predictions through Label Studio's API; a *refresh* job
-does the same for the unlabelled tasks after a promotion (:meth:`BulkService.refresh_after_promotion`). It runs in a
+does the same for the unlabelled tasks after a promotion (:meth:`BulkService.refresh_after_promotion`); an
+*autolabel* job annotates the unannotated tasks the model is sure of and predicts the others
+(:mod:`labelzoo.bulk.autolabel`; in the server or ``labelzoo predict``, never on RQ workers). It runs in a
 thread of the server process (``POST /bulk``), in the foreground of ``labelzoo predict``, or chunk by
 chunk on RQ workers when ``REDIS_URL`` is set. A *tasks* job is a ``/predict`` batch handed off at its
 deadline (:mod:`labelzoo.prediction.deadline`): the server thread that computes it posts what comes after.
@@ -20,11 +22,13 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from labelzoo.backend import Task
+from labelzoo.bulk import autolabel
+from labelzoo.bulk.autolabel import AutoLabelOptions
 from labelzoo.bulk.chunks import ChunkReport, PredictFn, post_items, run_chunk
 from labelzoo.bulk.lsapi import BulkApi
 from labelzoo.bulk.store import BulkJob, BulkStore, Chunk, ChunkCounts, job_json
@@ -36,6 +40,7 @@ from labelzoo.protocol import project_key
 from labelzoo.registry import BackendSpec
 from labelzoo.settings import Settings
 from labelzoo.store import Database
+from labelzoo.store.autolabels import AutoLabels
 from labelzoo.store.procs import process_token
 
 if TYPE_CHECKING:
@@ -75,6 +80,7 @@ class BulkService:
         self.predictions = predictions
         self.versions = versions
         self.store = BulkStore(db)
+        self.autolabels = AutoLabels(db)
         self.api = None if client is None else BulkApi(
             client, rate_limit=self.settings.bulk_rate_limit, retries=self.settings.bulk_retries)
         self._dispatcher: BulkDispatcher | None = None
@@ -82,16 +88,18 @@ class BulkService:
         self._threads: list[threading.Thread] = []
 
     # API of the server and the CLI -----------------------------------------------------------
-    def start(self, project: Any) -> tuple[dict[str, Any], bool]:
-        """``POST /bulk``: a project job in the background; the running one if there is one (False)."""
+    def start(self, project: Any, auto_label: AutoLabelOptions | None = None) -> tuple[dict[str, Any], bool]:
+        """``POST /bulk``: a project (or auto-label) job in the background; the running one of that kind if there
+        is one (False)."""
         key = project_key(project)
         self._require_api()
+        kind = "project" if auto_label is None else "autolabel"
         for job in self.store.list(key):
-            if job.kind == "project" and job.status in ("queued", "running"):
+            if job.kind == kind and job.status in ("queued", "running"):
                 return self.job(job.id), False
-        executor = "rq" if self.settings.redis_url else "thread"
-        job = self.store.create(key, "project", executor, self.versions.current_version(key),
-                                runner=process_token())
+        executor = "rq" if self.settings.redis_url and kind == "project" else "thread"
+        job = self.store.create(key, kind, executor, self.versions.current_version(key), runner=process_token(),
+                                options=None if auto_label is None else auto_label.to_json())
         self._spawn(job.id)
         return self.job(job.id), True
 
@@ -115,14 +123,16 @@ class BulkService:
         self._spawn(job.id)
         return self.job(job.id)
 
-    def run_here(self, project: Any, observer: JobObserver | None = None,
-                 stop: threading.Event | None = None) -> dict[str, Any]:
-        """``labelzoo predict --project``: a project job in this process, until it ends or ``stop`` is set."""
+    def run_here(self, project: Any, observer: JobObserver | None = None, stop: threading.Event | None = None,
+                 auto_label: AutoLabelOptions | None = None) -> dict[str, Any]:
+        """``labelzoo predict --project``: a project (or auto-label) job in this process, until it ends or ``stop``
+        is set."""
         key = project_key(project)
         self._require_api()
         self.reap()
-        job = self.store.create(key, "project", "cli", self.versions.current_version(key),
-                                runner=process_token())
+        job = self.store.create(key, "project" if auto_label is None else "autolabel", "cli",
+                                self.versions.current_version(key), runner=process_token(),
+                                options=None if auto_label is None else auto_label.to_json())
         if stop is not None:
             self._stop = stop
         self._run(job.id, observer)
@@ -141,6 +151,36 @@ class BulkService:
     def cancel(self, job_id: str) -> dict[str, Any]:
         if self.store.cancel(job_id) is None:
             raise NotFound(f"no bulk job {job_id!r}")
+        return self.job(job_id)
+
+    def undo(self, job_id: str, *, background: bool = False) -> dict[str, Any]:
+        """Delete the annotations an auto-label job posted, but for those a person changed since."""
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFound(f"no bulk job {job_id!r}")
+        if job.kind != "autolabel":
+            raise BadRequest(f"bulk job {job_id} is a {job.kind} job: only auto-label jobs post annotations to undo")
+        if job.status in ("queued", "running"):
+            raise BadRequest(f"bulk job {job_id} is {job.status}: cancel it (POST /bulk/{job_id}/cancel) before "
+                             "undoing it")
+        api = self._require_api()
+
+        def run() -> None:
+            self.store.update_report(job_id, undo={"status": "running"})
+            try:
+                counts = autolabel.undo(api, self.autolabels, job_id)
+            except LabelzooError as exc:
+                self.store.update_report(job_id, undo={"status": "failed", "error": exc.message})
+                return
+            self.store.update_report(job_id, undo={"status": "done", **counts})
+            log.info("bulk job %s undone: %s", job_id, counts)
+
+        if background:
+            thread = threading.Thread(target=run, name=f"labelzoo-undo-{job_id}", daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+        else:
+            run()
         return self.job(job_id)
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -226,8 +266,12 @@ class BulkService:
 
     def finish(self, job_id: str) -> None:
         counts = self.store.counts(job_id)
-        message = (f"{counts['posted']} predictions posted to Label Studio, {counts['skipped']} tasks skipped "
-                   f"(already predicted with this version, or deleted), {counts['failed']} failed")
+        job = self.store.get(job_id)
+        if job is not None and job.kind == "autolabel":
+            message = self._autolabel_message(job, counts)
+        else:
+            message = (f"{counts['posted']} predictions posted to Label Studio, {counts['skipped']} tasks skipped "
+                       f"(already predicted with this version, or deleted), {counts['failed']} failed")
         errors = self.store.chunk_errors(job_id)
         unfinished = counts["chunks_failed"] + counts["chunks"] - counts["chunks_done"]
         if unfinished:
@@ -236,6 +280,16 @@ class BulkService:
         else:
             self.store.finish(job_id, "succeeded", message)
 
+    def _autolabel_message(self, job: BulkJob, counts: dict[str, Any]) -> str:
+        report = job.report or {}
+        if (job.options or {}).get("dry_run"):
+            return (f"dry run, nothing written: {report.get('summary')}; {report.get('tasks_to_label', 0)} "
+                    "unannotated tasks would be auto-labelled or predicted")
+        annotated = self.autolabels.counts(job.id).get("posted", 0)
+        return (f"{annotated} tasks auto-labelled (task score >= {report.get('threshold'):.3f}), "
+                f"{counts['posted'] - annotated} predictions posted for review, {counts['skipped']} tasks skipped "
+                f"(annotated or predicted meanwhile, or deleted), {counts['failed']} failed")
+
     def _plan(self, job: BulkJob, on_page: Callable[[int, int], None] | None = None) -> None:
         """Read the label config and the project's tasks; claim those lacking the version, in chunks."""
         api = self._require_api()
@@ -243,6 +297,9 @@ class BulkService:
         config = parse_label_config_cached(label_config, max_bytes=self.settings.label_config_max_bytes)
         self.predictions.assignments(config)  # fails early on a config it cannot fill
         self.store.set_label_config(job.id, label_config)
+        if job.kind == "autolabel":
+            self._plan_autolabel(replace(job, label_config=label_config), on_page)
+            return
         self.store.set_message(job.id, "listing the project's tasks")
         if job.kind == "refresh":
             missing, project_tasks = api.unlabelled(job.project, job.model_version, self.settings.refresh_limit,
@@ -253,6 +310,44 @@ class BulkService:
         self.store.plan(job.id, job.project, [missing[i:i + size] for i in range(0, len(missing), size)],
                         project_tasks=project_tasks)
         self.store.set_message(job.id, "predicting")
+
+    def _plan_autolabel(self, job: BulkJob, on_page: Callable[[int, int], None] | None) -> None:
+        """Measure the version on the held-out human annotations, settle the threshold, claim the unannotated
+        tasks (none in a dry run)."""
+        api = self._require_api()
+        options = AutoLabelOptions.from_json(job.options)
+        trained_on = self.versions.trained_on(job.project, job.model_version)
+        if trained_on is None and options.target_precision is not None:
+            raise BadRequest(f"{job.model_version} does not record which tasks it learnt from (it was promoted by "
+                             "an earlier labelzoo), so its precision cannot be measured: give a threshold instead, "
+                             "or train a new version")
+        pairs: list[tuple[float, bool]] = []
+        if trained_on is not None:
+            self.store.set_message(job.id, "measuring the model on the held-out human annotations")
+            is_auto = partial(self._is_auto, job.project)
+            held_out = autolabel.held_out_tasks(api.annotation_pages(job.project), trained_on, is_auto)
+            backend, _ = self.predictions.context(job.project, job.label_config or "", version=job.model_version,
+                                                  wait=JOB_LOAD_WAIT)
+            config = parse_label_config_cached(job.label_config or "", max_bytes=self.settings.label_config_max_bytes)
+            controls = {a.control.name for a in self.predictions.assignments(config)}
+            pairs = autolabel.held_out_pairs(held_out, self._predict_fn(job), backend.agrees, controls)
+        estimate = autolabel.estimate(pairs, options)
+        self.store.update_report(job.id, **estimate.to_json())
+        log.info("auto-label job %s (project %s, %s): %s", job.id, job.project, job.model_version, estimate.describe())
+        if estimate.threshold is None:
+            raise BadRequest(estimate.describe())
+        self.store.set_message(job.id, "listing the project's tasks")
+        missing, project_tasks = api.unannotated(job.project, on_page)
+        self.store.update_report(job.id, tasks_to_label=len(missing))
+        size = self.settings.bulk_chunk_size
+        chunks = [] if options.dry_run else [missing[i:i + size] for i in range(0, len(missing), size)]
+        self.store.plan(job.id, job.project, chunks, project_tasks=project_tasks)
+        self.store.set_message(job.id, "auto-labelling")
+
+    def _is_auto(self, project: str, annotation: Any) -> bool:
+        task = annotation.get("task")
+        return self.autolabels.is_auto(project, task if isinstance(task, int) else None, annotation.get("id"),
+                                       annotation.get("result") or [])
 
     def _predict_fn(self, job: BulkJob) -> PredictFn:
         assert job.label_config is not None
@@ -287,8 +382,13 @@ class BulkService:
                     chunk = next(pending, None)
                     if chunk is None:
                         break
-                    future = pool.submit(run_chunk, api, predict, job.project, job.model_version, chunk.task_ids,
-                                         leave=leave)
+                    if job.kind == "autolabel":
+                        future = pool.submit(autolabel.run_autolabel_chunk, api, self.autolabels, predict, job.id,
+                                             job.project, job.model_version, chunk.task_ids,
+                                             float((job.report or {})["threshold"]))
+                    else:
+                        future = pool.submit(run_chunk, api, predict, job.project, job.model_version,
+                                             chunk.task_ids, leave=leave)
                     running[future] = chunk
                 if not running:
                     return outcome

@@ -56,12 +56,16 @@ class BulkJob:
     finished_at: float | None
     runner: str | None
     cancel_requested: bool
+    options: dict[str, Any] | None  # an auto-label job's options
+    report: dict[str, Any] | None  # an auto-label job's estimate, and its undo
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> BulkJob:
         values = dict(row)
         values["planned"] = bool(values["planned"])
         values["cancel_requested"] = bool(values["cancel_requested"])
+        for name in ("options", "report"):
+            values[name] = json.loads(values[name]) if values[name] else None
         return cls(**values)
 
 
@@ -84,7 +88,7 @@ class BulkStore:
 
     # jobs ----------------------------------------------------------------------------------------
     def create(self, project: str, kind: str, executor: str, version: str, *, label_config: str | None = None,
-               runner: str | None = None) -> BulkJob:
+               runner: str | None = None, options: dict[str, Any] | None = None) -> BulkJob:
         """A new job: ``queued``, or ``running`` at once when its ``runner`` is given."""
         if executor not in EXECUTORS:
             raise ValueError(f"unknown executor {executor!r}")
@@ -94,9 +98,9 @@ class BulkStore:
         with self.db.write() as conn:
             conn.execute(
                 "INSERT INTO bulk_jobs (id, project, kind, executor, status, model_version, label_config, created_at, "
-                "started_at, runner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "started_at, runner, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, project, kind, executor, status, version, label_config, now,
-                 None if runner is None else now, runner),
+                 None if runner is None else now, runner, None if options is None else json.dumps(options)),
             )
         job = self.get(job_id)
         assert job is not None
@@ -136,6 +140,13 @@ class BulkStore:
 
     def set_label_config(self, job_id: str, label_config: str) -> None:
         self.db.conn.execute("UPDATE bulk_jobs SET label_config = ? WHERE id = ?", (label_config, job_id))
+
+    def update_report(self, job_id: str, **fields: Any) -> None:
+        """Add ``fields`` to an auto-label job's report."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT report FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            report = {**(json.loads(row[0]) if row and row[0] else {}), **fields}
+            conn.execute("UPDATE bulk_jobs SET report = ? WHERE id = ?", (json.dumps(report), job_id))
 
     def set_message(self, job_id: str, message: str) -> None:
         self.db.conn.execute("UPDATE bulk_jobs SET message = ? WHERE id = ? AND status = 'running'", (message, job_id))
@@ -330,4 +341,5 @@ def job_json(job: BulkJob, counts: dict[str, Any], errors: list[str]) -> dict[st
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "cancel_requested": job.cancel_requested,
+        **({"auto_label": {**job.options, **(job.report or {})}} if job.options is not None else {}),
     }

@@ -48,6 +48,9 @@ class VersionSource(Protocol):
 
     def pin(self, project: str, version: str | None) -> None: ...
 
+    def trained_on(self, project: str, version: str) -> frozenset[int] | None:
+        """The tasks the version learnt from (its lineage's); None when that is not known."""
+
 
 @dataclass(frozen=True)
 class Assignment:

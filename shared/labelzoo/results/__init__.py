@@ -8,6 +8,7 @@ for the conventions every builder follows. Read annotations back with the ``read
 a mask to an image's brush and polygon controls with :func:`mask_outputs` and :func:`mask_regions`.
 """
 
+from labelzoo.results.agreement import AGREEMENT_IOU, POINT_TOLERANCE, disagreement, same_annotation
 from labelzoo.results.errors import ResultError
 from labelzoo.results.geometry import mask_to_polygons, rotated_box_corners, simplify_polygon
 from labelzoo.results.jsonsafe import json_safe
@@ -52,7 +53,9 @@ from labelzoo.results.regions import (
 from labelzoo.results.rle import decode, encode, mask_to_rle, rle_to_mask
 
 __all__ = [
+    "AGREEMENT_IOU",
     "MASK_TAGS",
+    "POINT_TOLERANCE",
     "BrushRegion",
     "ChoicesRegion",
     "Keyframe",
@@ -69,6 +72,7 @@ __all__ = [
     "brush",
     "choices",
     "decode",
+    "disagreement",
     "encode",
     "json_safe",
     "keypoint",
@@ -92,6 +96,7 @@ __all__ = [
     "rle_to_mask",
     "rotated_box_corners",
     "rotated_rectangle",
+    "same_annotation",
     "simplify_polygon",
     "span",
     "textarea",

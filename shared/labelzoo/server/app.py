@@ -4,7 +4,8 @@ Routes (see docs/protocol.md): ``GET /`` and ``/health`` (liveness, with readine
 (503 until the model is loaded), ``POST /setup``, ``POST /predict``, ``POST /webhook``, legacy
 ``POST /train``, ``GET /versions``, ``GET /jobs``, ``GET /jobs/<id>``, ``POST /jobs/<id>/cancel``,
 ``POST /bulk``, ``GET /bulk``, ``GET /bulk/<id>``, ``POST /bulk/<id>/cancel`` (bulk pre-annotation, see
-docs/bulk.md), ``GET /metrics``. Every error is a JSON body ``{"error": code, "message": text}`` with a 4xx/5xx status.
+docs/bulk.md), ``POST /bulk/<id>/undo`` (an auto-label job's annotations, see docs/auto-labeling.md),
+``GET /metrics``. Every error is a JSON body ``{"error": code, "message": text}`` with a 4xx/5xx status.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from labelzoo.bulk.autolabel import AutoLabelOptions
 from labelzoo.errors import LabelzooError, Unauthorized
 from labelzoo.prediction.gate import Busy
 from labelzoo.protocol import PredictRequest, SetupRequest, require_object
@@ -147,7 +149,9 @@ def create_app(runtime: Runtime) -> Flask:
     @app.post("/bulk")
     def bulk_start() -> tuple[Response, int]:
         body = require_object(_json_body())
-        job, created = runtime.bulk.start(body.get("project"))
+        auto_label = body.get("auto_label")
+        options = None if auto_label is None else AutoLabelOptions.from_json(auto_label)
+        job, created = runtime.bulk.start(body.get("project"), auto_label=options)
         return jsonify(job), 201 if created else 200
 
     @app.get("/bulk")
@@ -161,6 +165,10 @@ def create_app(runtime: Runtime) -> Flask:
     @app.post("/bulk/<job_id>/cancel")
     def bulk_cancel(job_id: str) -> Response:
         return jsonify(runtime.bulk.cancel(job_id))
+
+    @app.post("/bulk/<job_id>/undo")
+    def bulk_undo(job_id: str) -> tuple[Response, int]:
+        return jsonify(runtime.bulk.undo(job_id, background=True)), 202
 
     @app.get("/metrics")
     def prometheus() -> Response:

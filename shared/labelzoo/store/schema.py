@@ -146,4 +146,25 @@ PREDICT_RESERVATIONS = """
     )
     """
 
-MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE, PREDICT_RESERVATIONS)
+#: which tasks each version learnt from (so auto-labelling measures precision on the others), and the
+#: annotations auto-labelling jobs posted (see :mod:`labelzoo.store.autolabels`)
+AUTO_LABELS = """
+    ALTER TABLE versions ADD COLUMN trained_on TEXT;  -- JSON list of task ids, NULL for versions promoted before
+    ALTER TABLE bulk_jobs ADD COLUMN options TEXT;     -- JSON: an auto-label job's threshold, target, dry run
+    ALTER TABLE bulk_jobs ADD COLUMN report TEXT;      -- JSON: an auto-label job's estimate and its undo
+    CREATE TABLE bulk_autolabels (
+        job_id TEXT NOT NULL,
+        project TEXT NOT NULL,
+        task_id INTEGER NOT NULL,
+        unique_id TEXT NOT NULL UNIQUE,           -- the annotation's unique_id in Label Studio, set by the job
+        annotation_id INTEGER,                    -- NULL until Label Studio has answered the POST
+        result_hash TEXT NOT NULL,                -- of the result posted: a changed result is a person's
+        score REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'posting',    -- posting | posted | undone | kept (changed by a person) | gone
+        created_at REAL NOT NULL,
+        PRIMARY KEY (job_id, task_id)
+    );
+    CREATE INDEX bulk_autolabels_task ON bulk_autolabels (project, task_id);
+    """
+
+MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE, PREDICT_RESERVATIONS, AUTO_LABELS)

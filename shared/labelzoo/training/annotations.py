@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from labelzoo.backend import Task, TrainingExample
+from labelzoo.store.autolabels import AutoLabels
 from labelzoo.store.db import Database
 
 _UPSERT = """
@@ -43,6 +44,7 @@ class AnnotationStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.auto_labels = AutoLabels(db)
 
     def touch_project(self, conn: sqlite3.Connection, project: str, label_config: str | None) -> None:
         conn.execute("INSERT INTO projects (project) VALUES (?) ON CONFLICT DO NOTHING", (project,))
@@ -50,10 +52,15 @@ class AnnotationStore:
             conn.execute("UPDATE projects SET label_config = ? WHERE project = ?", (label_config, project))
 
     def upsert(self, conn: sqlite3.Connection, project: str, records: Iterable[TrainingExample]) -> int:
-        """Store annotations; returns how many usable (not cancelled) ones are new or changed."""
+        """Store annotations; returns how many usable (not cancelled) ones are new or changed.
+
+        Annotations an auto-labelling job posted, still as it posted them, are the model's own answers: they are
+        not stored, so never trained on (once a person changes one, it is stored like any other)."""
         usable: list[tuple[Any, ...]] = []
         cancelled: list[tuple[Any, ...]] = []
         for r in records:
+            if self.auto_labels.is_auto(project, r.task_id, r.id, r.result):
+                continue
             (cancelled if r.was_cancelled else usable).append((
                 project, r.id, r.task_id, _dumps(r.task_data), _dumps(r.result),
                 int(r.was_cancelled), int(r.ground_truth), r.updated_at,

@@ -277,6 +277,7 @@ class Runner:
                 project=job.project, version=job.candidate, base=self.base(), parent=job.parent_version,
                 generation=job.generation or 1, job_id=job.id, examples=job.examples or 0, metrics=metrics,
                 summary=outcome.summary, files=manifest(paths.staging),
+                trained_on=self._trained_on(job.project, job.parent_version, outcome.trained_on),
             )
             promoted = self.versions.promote(
                 paths.staging, record,
@@ -294,6 +295,16 @@ class Runner:
         else:
             self._end(job, outcome.status, outcome.message, error=outcome.error, metrics=metrics)
         self._clean(job)
+
+    def _trained_on(self, project: str, parent: str, learnt: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        """What a new version learnt from: its own training set and its parent's, whose models it may keep or
+        fine-tune. The base version learnt from no task; unknown (None) for the parent or the training stays
+        unknown."""
+        record = self.versions.get(project, parent)
+        inherited = () if record is None else record.trained_on  # no row: the base version
+        if inherited is None or learnt is None:
+            return None
+        return tuple(sorted({*inherited, *learnt}))
 
     def _rename_label_studio_backends(self, project: str, old: str, new: str, joblog: JobLog) -> None:
         """Keep a backend titled after the model version titled after it (see ``rename_backends_titled``)."""

@@ -254,6 +254,15 @@ class TrainingService:
             raise NotFound(f"the folder of model version {version} is missing: {path}")
         return path
 
+    def trained_on(self, project: str, version: str) -> frozenset[int] | None:
+        """The Label Studio task ids ``version`` learnt from: none for the base version; None when not known
+        (a version promoted before they were recorded, one descended from it, or no such version)."""
+        key = project_key(project)
+        if version == self._base():
+            return frozenset()
+        record = self.versions_store.get(key, version)
+        return None if record is None or record.trained_on is None else frozenset(record.trained_on)
+
     def pin(self, project: str, version: str | None) -> None:
         """Serve ``version`` for the project (from /setup extra_params.model_version); None unpins."""
         key = project_key(project)

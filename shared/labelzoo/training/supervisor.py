@@ -93,7 +93,11 @@ class Reporter(ABC):
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a training ended. ``interrupted``: the supervising process is shutting down (not a failure)."""
+    """How a training ended. ``interrupted``: the supervising process is shutting down (not a failure).
+
+    ``trained_on``: the task ids the new weights learnt from (the examples less the backend's held-out ones);
+    None when not known (a training that did not succeed, or a result from a worker that does not report it).
+    """
 
     status: Literal["succeeded", "failed", "cancelled", "interrupted"]
     message: str
@@ -101,11 +105,13 @@ class Outcome:
     metrics: Mapping[str, float] = field(default_factory=dict)
     summary: str = ""
     error: str | None = None
+    trained_on: tuple[int, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status, "message": self.message, "promote": self.promote,
             "metrics": dict(self.metrics), "summary": self.summary, "error": self.error,
+            "trained_on": None if self.trained_on is None else list(self.trained_on),
         }
 
     @classmethod
@@ -113,7 +119,12 @@ class Outcome:
         return cls(
             status=data["status"], message=data["message"], promote=bool(data["promote"]),
             metrics=dict(data["metrics"]), summary=data["summary"], error=data["error"],
+            trained_on=_task_ids(data.get("trained_on")),  # absent: a worker from before it was recorded
         )
+
+
+def _task_ids(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(int(i) for i in value)
 
 
 class JobLog:
@@ -250,7 +261,7 @@ def _outcome(
             fsync_tree(paths.staging)
         joblog(f"training finished: promote={result['promote']} metrics={result['metrics']}")
         return Outcome("succeeded", "", promote=result["promote"], metrics=result["metrics"],
-                       summary=result["summary"])
+                       summary=result["summary"], trained_on=_task_ids(result.get("trained_on")))
     if error is not None:
         joblog(f"training failed: {error}", logging.ERROR)
         return Outcome("failed", f"training failed: {error}; the previous version keeps serving "

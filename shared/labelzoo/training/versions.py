@@ -74,6 +74,9 @@ class VersionRecord:
     summary: str = ""
     created_at: float = 0.0
     files: Mapping[str, Sequence[int | str]] | None = None  # the manifest: path → (size, SHA-256)
+    #: the Label Studio task ids whose annotations this version (or an ancestor whose models it kept) learnt
+    #: from; None when not known (a version promoted before they were recorded, or one descended from it)
+    trained_on: tuple[int, ...] | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> VersionRecord:
@@ -82,6 +85,7 @@ class VersionRecord:
             generation=row["generation"], job_id=row["job_id"], examples=row["examples"],
             metrics=json.loads(row["metrics"]), summary=row["summary"], created_at=row["created_at"],
             files=json.loads(row["files"]) if row["files"] else None,
+            trained_on=None if row["trained_on"] is None else tuple(json.loads(row["trained_on"])),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ class VersionRecord:
             "metrics": dict(self.metrics),
             "summary": self.summary,
             "created_at": iso(self.created_at),
+            "trained_on_tasks": None if self.trained_on is None else len(self.trained_on),  # a count: kept small
         }
 
 
@@ -212,10 +217,11 @@ class VersionStore:
                 renamed = True
                 conn.execute(
                     "INSERT INTO versions (project, version, base, parent, generation, job_id, examples, "
-                    "metrics, summary, created_at, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "metrics, summary, created_at, files, trained_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (record.project, record.version, record.base, record.parent, record.generation,
                      record.job_id, record.examples, json.dumps(dict(record.metrics)), record.summary,
-                     time.time(), None if record.files is None else json.dumps(dict(record.files))),
+                     time.time(), None if record.files is None else json.dumps(dict(record.files)),
+                     None if record.trained_on is None else json.dumps(sorted(record.trained_on))),
                 )
         except BaseException:
             if renamed and final.exists() and not staging.exists():

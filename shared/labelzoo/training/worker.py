@@ -6,7 +6,9 @@ path, or a backend name on an RQ worker), the job's spec file (examples, label c
 version), the staging folder to write weights to, the parent version's folder (``None`` for the base
 model) and the supervisor's ``sys.path``. After that, stdin carries ``cancel`` lines; end-of-file
 means the supervisor is gone and the child exits. ``<fd>`` is an inherited pipe for JSON-line
-messages back: ``["progress", p, message, metrics]``, then ``["result", {...}]`` or ``["error", text]``.
+messages back: ``["progress", p, message, metrics]``, then ``["result", {...}]`` or ``["error", text]``;
+the result holds ``promote``, ``metrics``, ``summary`` and ``trained_on`` (the examples' task ids less the
+ones :attr:`~labelzoo.backend.FitResult.held_out` names).
 
 The child loads the backend class with :func:`labelzoo.registry.load_backend`, builds
 :class:`~labelzoo.backend.TrainingData`, creates the parent version's instance, calls ``load()`` and
@@ -23,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,7 +105,14 @@ def _train(
     if not isinstance(result, FitResult):
         raise TypeError(f"{backend.cls.__name__}.fit() must return a FitResult, got {type(result).__name__}")
     return {"promote": bool(result.promote), "metrics": _numbers(result.metrics, logger),
-            "summary": str(result.summary)}
+            "summary": str(result.summary), "trained_on": _trained_on(examples, result.held_out)}
+
+
+def _trained_on(examples: Sequence[Any], held_out: Collection[Any]) -> list[int]:
+    """The task ids of ``examples`` (those that have an integer one, as Label Studio's are) minus ``held_out``."""
+    held = set(held_out)
+    ids = {e.task.id for e in examples if isinstance(e.task.id, int) and not isinstance(e.task.id, bool)}
+    return sorted(i for i in ids if i not in held)
 
 
 class _Progress:

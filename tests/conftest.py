@@ -122,3 +122,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def square_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A YOLOv8n trained once per test run to find the red squares of ``tests.backends.video_support``."""
+    import tests.backends.yolo_support  # noqa: F401 - Ultralytics' offline environment, before it is imported
+    from tests.backends.video_support import train_square_detector
+
+    return train_square_detector(tmp_path_factory.mktemp("squares"))

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,16 @@ from .kind import ControlPlan, Converter
 from .kinds import CONTROL_TAGS, DETECT, KINDS, kind_of
 from .options import OPTIONS, read_options
 from .outputs import ControlOutput, task_score
-from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, plan_control, plan_controls
+from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, plan_control, plan_controls, unit_attr
+from .video import (
+    TRACKING_CONF,
+    VIDEO_ATTRIBUTES,
+    collect_tracks,
+    track_regions,
+    tracker_file,
+    video_info,
+    video_labels,
+)
 from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path
 
 if TYPE_CHECKING:
@@ -70,13 +79,14 @@ class Trained:
 
 
 class Yolo(Backend):
-    targets = tuple(Target(tag, "Image") for tag in CONTROL_TAGS)
+    targets = (*(Target(tag, "Image") for tag in CONTROL_TAGS), Target("VideoRectangle", "Video"))
     batch_size = 64  # tasks per predict() call; images go through the model YOLO_BATCH at a time
     description = "Ultralytics YOLO: boxes, rotated boxes, polygons, masks, keypoints, image classes; learns"
     options = OPTIONS
     default_score_threshold = DEFAULT_THRESHOLD
     device_types = DEVICE_TYPES
-    control_attributes = tuple(dict.fromkeys(PLAN_ATTRIBUTES + tuple(a for kind in KINDS for a in kind.attributes)))
+    control_attributes = tuple(dict.fromkeys(PLAN_ATTRIBUTES + tuple(a for kind in KINDS for a in kind.attributes)
+                                             + VIDEO_ATTRIBUTES))
 
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         super().__init__(settings, weights)
@@ -131,14 +141,16 @@ class Yolo(Backend):
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         plan = plan_control(control, obj, self.yolo, self.settings)
-        if plan is None:
+        if plan is None or control.tag.lower() == "videorectangle":  # its labels are a <Labels> tag's
             return None
         return plan.kind.model_labels(control, self.model_for(plan))
 
     @classmethod
     def ignored_attribute(cls, control: ControlTag, name: str) -> str | None:
+        if control.tag.lower() == "videorectangle":
+            return None if name in PLAN_ATTRIBUTES + VIDEO_ATTRIBUTES else super().ignored_attribute(control, name)
         if name == "model_tracker":
-            return "tracking follows objects through a video (VideoRectangle); this backend labels images"
+            return "tracking follows objects through a video: it applies to <VideoRectangle> on a <Video>"
         kind = kind_of(control)
         if name in PLAN_ATTRIBUTES or name in kind.attributes:
             return None
@@ -176,6 +188,8 @@ class Yolo(Backend):
         outputs: list[list[ControlOutput] | LabelzooError] = [[] for _ in tasks]
         for object_name, models in runs.items():
             self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs)
+        for control, obj in ctx.pairs("VideoRectangle", "Video"):
+            self._track_videos(tasks, ctx, control, obj, outputs)
         return [
             Prediction.failed(outs.message) if isinstance(outs, LabelzooError)
             else Prediction(result=[r for out in outs for r in out.regions], score=task_score(outs))
@@ -227,6 +241,38 @@ class Yolo(Backend):
                     found = outputs[i]
                     if isinstance(found, list):  # else it failed on another image
                         found.extend(converter(result) for _, converter in run.controls)
+
+    def _track_videos(self, tasks: Sequence[Task], ctx: PredictContext, control: ControlTag, obj: ObjectTag,
+                      outputs: list[list[ControlOutput] | LabelzooError]) -> None:
+        """Each task's video through the control's tracker (:mod:`.video`), one video at a time."""
+        plan = plan_control(control, obj, self.yolo, self.settings)
+        assert plan is not None  # ctx.pairs leaves out model_skip
+        try:
+            model = self.model_for(plan)
+            labels = video_labels(ctx.config, obj, model.names)
+        except LabelzooError as exc:
+            for i, found in enumerate(outputs):
+                outputs[i] = found if isinstance(found, LabelzooError) else exc
+            return
+        conf = unit_attr(control, "model_conf") or TRACKING_CONF
+        with tempfile.TemporaryDirectory(prefix="labelzoo-tracker-") as folder:
+            tracker = tracker_file(control, Path(folder))
+            for i, path in ctx.media.per_task(tasks, obj, lookahead=1):
+                found = outputs[i]
+                if isinstance(found, LabelzooError):
+                    continue
+                if isinstance(path, LabelzooError):
+                    outputs[i] = path
+                    continue
+                try:
+                    info = video_info(Path(path))
+                    results = model.track(str(path), tracker=tracker, conf=conf, iou=plan.iou, options=self.yolo)
+                    tracks, frames = collect_tracks(results, labels)
+                except LabelzooError as exc:
+                    outputs[i] = exc
+                    continue
+                info = replace(info, frames=max(info.frames, frames))  # a file's frame count can be short
+                found.append(track_regions(tracks, info, control, obj, plan.threshold))
 
     # fit -------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:

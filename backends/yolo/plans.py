@@ -20,7 +20,7 @@ from labelzoo.thresholds import score_threshold
 
 from .config import YoloOptions
 from .kind import ControlPlan
-from .kinds import CONTROL_TAGS, kind_of
+from .kinds import CONTROL_TAGS, DETECT, kind_of
 
 #: the backend's default score threshold (labelzoo.thresholds): Ultralytics' own default confidence
 DEFAULT_THRESHOLD = 0.25
@@ -38,7 +38,7 @@ def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, sett
     """The plan for one control (None with ``model_skip``); a LabelConfigError says what to fix."""
     if control.model_skip:
         return None
-    kind = kind_of(control)
+    kind = DETECT if control.tag.lower() == "videorectangle" else kind_of(control)  # tracking detects boxes
     custom_path = control.model_path
     if custom_path and not settings.allow_custom_model_path:
         raise LabelConfigError(

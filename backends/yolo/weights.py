@@ -13,11 +13,12 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelzoo.acceleration import EngineSwitch
-from labelzoo.errors import LabelConfigError, LabelzooError
+from labelzoo.errors import LabelConfigError, LabelzooError, MediaError
 from labelzoo.ultralytics_env import quiet_ultralytics
 
 from .config import YoloOptions
@@ -169,6 +170,23 @@ class YoloModel:
             if found and self.switch is not None:
                 self.switch.retry()  # an export check that had nothing to compare can now run
         return results
+
+
+    def track(self, source: str, *, tracker: str, conf: float, iou: float | None, options: YoloOptions
+              ) -> Iterator[Results]:
+        """Ultralytics' tracking over a video file, a result per frame as it is decoded. A model of its own per
+        video, on the PyTorch weights: the trackers live in the predictor, which is not shared."""
+        from ultralytics import YOLO
+
+        extra: dict[str, Any] = {"imgsz": options.imgsz or self.imgsz}
+        if iou is not None:
+            extra["iou"] = iou
+        runner = YOLO(self.source, task=self.task)
+        try:
+            yield from runner.track(source=source, stream=True, tracker=tracker, conf=conf, device=options.device,
+                                    verbose=False, persist=False, **extra)
+        except (OSError, ValueError) as exc:
+            raise MediaError(f"cannot track objects in {Path(source).name}: {type(exc).__name__}: {exc}") from exc
 
 
 def _found(result: Results) -> bool:

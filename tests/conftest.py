@@ -131,3 +131,13 @@ def square_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.backends.video_support import train_square_detector
 
     return train_square_detector(tmp_path_factory.mktemp("squares"))
+
+
+@pytest.fixture(scope="session")
+def colour_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A YOLOv8n-cls trained once per test run to tell the red squares of ``tests.backends.video_support`` from
+    blue ones."""
+    import tests.backends.yolo_support  # noqa: F401 - Ultralytics' offline environment, before it is imported
+    from tests.backends.video_support import train_colour_classifier
+
+    return train_colour_classifier(tmp_path_factory.mktemp("colours"))

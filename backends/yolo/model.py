@@ -28,7 +28,7 @@ from labelzoo.devices import DEVICE_TYPES
 from labelzoo.errors import LabelzooError
 from labelzoo.fitprogress import PartProgress
 from labelzoo.images import array_decoder
-from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag
+from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map
 from labelzoo.learning import decide
 from labelzoo.settings import Settings
 
@@ -42,7 +42,9 @@ from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, plan_control, plan_contro
 from .video import (
     TRACKING_CONF,
     VIDEO_ATTRIBUTES,
+    VIDEO_TAGS,
     collect_tracks,
+    timeline_regions,
     track_regions,
     tracker_file,
     video_info,
@@ -79,7 +81,7 @@ class Trained:
 
 
 class Yolo(Backend):
-    targets = (*(Target(tag, "Image") for tag in CONTROL_TAGS), Target("VideoRectangle", "Video"))
+    targets = (*(Target(tag, "Image") for tag in CONTROL_TAGS), *(Target(tag, "Video") for tag in VIDEO_TAGS))
     batch_size = 64  # tasks per predict() call; images go through the model YOLO_BATCH at a time
     description = "Ultralytics YOLO: boxes, rotated boxes, polygons, masks, keypoints, image classes; learns"
     options = OPTIONS
@@ -149,6 +151,8 @@ class Yolo(Backend):
     def ignored_attribute(cls, control: ControlTag, name: str) -> str | None:
         if control.tag.lower() == "videorectangle":
             return None if name in PLAN_ATTRIBUTES + VIDEO_ATTRIBUTES else super().ignored_attribute(control, name)
+        if control.tag.lower() == "timelinelabels":
+            return None if name in PLAN_ATTRIBUTES else super().ignored_attribute(control, name)
         if name == "model_tracker":
             return "tracking follows objects through a video: it applies to <VideoRectangle> on a <Video>"
         kind = kind_of(control)
@@ -188,8 +192,8 @@ class Yolo(Backend):
         outputs: list[list[ControlOutput] | LabelzooError] = [[] for _ in tasks]
         for object_name, models in runs.items():
             self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs)
-        for control, obj in ctx.pairs("VideoRectangle", "Video"):
-            self._track_videos(tasks, ctx, control, obj, outputs)
+        for control, obj in ctx.pairs(VIDEO_TAGS, "Video"):
+            self._predict_videos(tasks, ctx, control, obj, outputs)
         return [
             Prediction.failed(outs.message) if isinstance(outs, LabelzooError)
             else Prediction(result=[r for out in outs for r in out.regions], score=task_score(outs))
@@ -242,21 +246,22 @@ class Yolo(Backend):
                     if isinstance(found, list):  # else it failed on another image
                         found.extend(converter(result) for _, converter in run.controls)
 
-    def _track_videos(self, tasks: Sequence[Task], ctx: PredictContext, control: ControlTag, obj: ObjectTag,
-                      outputs: list[list[ControlOutput] | LabelzooError]) -> None:
-        """Each task's video through the control's tracker (:mod:`.video`), one video at a time."""
+    def _predict_videos(self, tasks: Sequence[Task], ctx: PredictContext, control: ControlTag, obj: ObjectTag,
+                        outputs: list[list[ControlOutput] | LabelzooError]) -> None:
+        """Each task's video, one at a time, through the control's tracker or classifier (:mod:`.video`)."""
         plan = plan_control(control, obj, self.yolo, self.settings)
         assert plan is not None  # ctx.pairs leaves out model_skip
+        tracking = control.tag.lower() == "videorectangle"
         try:
             model = self.model_for(plan)
-            labels = video_labels(ctx.config, obj, model.names)
+            labels = video_labels(ctx.config, obj, model.names) if tracking else build_label_map(control, model.names)
         except LabelzooError as exc:
             for i, found in enumerate(outputs):
                 outputs[i] = found if isinstance(found, LabelzooError) else exc
             return
-        conf = unit_attr(control, "model_conf") or TRACKING_CONF
+        conf = (unit_attr(control, "model_conf") or TRACKING_CONF) if tracking else 0.0
         with tempfile.TemporaryDirectory(prefix="labelzoo-tracker-") as folder:
-            tracker = tracker_file(control, Path(folder))
+            tracker = tracker_file(control, Path(folder)) if tracking else None
             for i, path in ctx.media.per_task(tasks, obj, lookahead=1):
                 found = outputs[i]
                 if isinstance(found, LabelzooError):
@@ -266,7 +271,10 @@ class Yolo(Backend):
                     continue
                 try:
                     info = video_info(Path(path))
-                    results = model.track(str(path), tracker=tracker, conf=conf, iou=plan.iou, options=self.yolo)
+                    results = model.frames(str(path), conf=conf, options=self.yolo, iou=plan.iou, tracker=tracker)
+                    if tracker is None:
+                        found.append(timeline_regions(results, labels, control, obj, plan.threshold))
+                        continue
                     tracks, frames = collect_tracks(results, labels)
                 except LabelzooError as exc:
                     outputs[i] = exc

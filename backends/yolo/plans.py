@@ -20,8 +20,11 @@ from labelzoo.thresholds import score_threshold
 
 from .config import YoloOptions
 from .kind import ControlPlan
-from .kinds import CONTROL_TAGS, DETECT, kind_of
+from .kinds import CLASSIFY, CONTROL_TAGS, DETECT, kind_of
 
+#: the kind whose model fills a control on a <Video>: tracking follows a detector's boxes, a timeline classifies
+#: each frame
+VIDEO_KINDS = {"videorectangle": DETECT, "timelinelabels": CLASSIFY}
 #: the backend's default score threshold (labelzoo.thresholds): Ultralytics' own default confidence
 DEFAULT_THRESHOLD = 0.25
 #: the control attributes every kind reads (the kinds add their own: :attr:`.kind.Kind.attributes`)
@@ -38,7 +41,7 @@ def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, sett
     """The plan for one control (None with ``model_skip``); a LabelConfigError says what to fix."""
     if control.model_skip:
         return None
-    kind = DETECT if control.tag.lower() == "videorectangle" else kind_of(control)  # tracking detects boxes
+    kind = VIDEO_KINDS.get(control.tag.lower()) or kind_of(control)
     custom_path = control.model_path
     if custom_path and not settings.allow_custom_model_path:
         raise LabelConfigError(

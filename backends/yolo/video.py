@@ -1,4 +1,5 @@
-"""``VideoRectangle`` on ``<Video>``: objects followed through a video by Ultralytics' trackers.
+"""``VideoRectangle`` and ``TimelineLabels`` on ``<Video>``: objects followed through a video by Ultralytics'
+trackers, and stretches of frames labelled by a classifier.
 
 The video streams through ``YOLO.track`` frame by frame (bounded memory: Ultralytics decodes one frame at a time),
 with the tracker the control names in ``model_tracker`` (``botsort``, Ultralytics' default, ``bytetrack`` or any
@@ -11,7 +12,12 @@ Each track becomes one region: its label is the label its boxes were given most 
 threshold is left out. Its keyframes are the frames it was seen on (1-based, as the Video tag counts); where it
 was lost for a while, or ends before the video does, the last keyframe before has ``enabled: false``, so Label
 Studio does not draw it through the gap. Frame rate and frame count come from the file; the Video tag's
-``frameRate`` should match it (Label Studio times keyframes by that attribute), a difference is warned about.
+``frameRate`` should match it (Label Studio times keyframes by that attribute).
+
+A ``TimelineLabels`` is filled by the classification model, frame by frame: a frame's label is the likeliest of
+the control's labels (a label's probability is the sum over the model classes it takes, as for ``Choices``), kept
+when it reaches the control's score threshold; each run of consecutive frames with the same kept label becomes
+one region with that frame range, scored by the label's mean probability over it.
 """
 
 from __future__ import annotations
@@ -27,13 +33,15 @@ import yaml
 
 from labelzoo.errors import LabelConfigError, MediaError
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
-from labelzoo.results import Keyframe, video_rectangle
+from labelzoo.results import Keyframe, timeline_labels, video_rectangle
 
+from .kinds.classify import choice_probabilities
 from .outputs import ControlOutput, values
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
 
+VIDEO_TAGS = ("VideoRectangle", "TimelineLabels")  # the controls on a <Video> the backend fills
 VIDEO_ATTRIBUTES = ("model_tracker", "model_iou")  # a VideoRectangle's, besides the plan's
 DEFAULT_TRACKER = "botsort"
 TRACKING_CONF = 0.1  # Ultralytics' detector confidence in tracking mode
@@ -156,4 +164,28 @@ def track_regions(tracks: dict[int, Track], info: VideoInfo, control: ControlTag
         out.add(video_rectangle(control.name, obj.name, keyframes=keyframes, frame_size=info.size, fps=info.fps,
                                 frames_count=info.frames, labels=[label], score=score,
                                 region_id=f"{control.name}-track{track_id}"), score)
+    return out
+
+
+def timeline_regions(results: Iterable[Results], labels: LabelMap, control: ControlTag, obj: ObjectTag,
+                     threshold: float) -> ControlOutput:
+    """One ``timelinelabels`` region per run of frames whose likeliest label is the same and sure enough."""
+    out = ControlOutput()
+    runs: list[tuple[str, int, int, list[float]]] = []  # label, first frame, last frame, probabilities
+    for frame, result in enumerate(results, start=1):
+        by_label = choice_probabilities(result, labels)
+        if not by_label:
+            continue
+        label = max(by_label, key=by_label.__getitem__)
+        p = min(by_label[label], 1.0)
+        if not out.consider(p, threshold):
+            continue
+        if runs and runs[-1][0] == label and runs[-1][2] == frame - 1:
+            runs[-1] = (label, runs[-1][1], frame, [*runs[-1][3], p])
+        else:
+            runs.append((label, frame, frame, [p]))
+    for label, first, last, probabilities in runs:
+        score = sum(probabilities) / len(probabilities)
+        out.add(timeline_labels(control.name, obj.name, ranges=[(first, last)], labels=[label], score=score,
+                                region_id=f"{control.name}-{first}"), score)
     return out

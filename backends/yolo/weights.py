@@ -14,6 +14,7 @@ import shutil
 import threading
 from collections import deque
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,21 +173,22 @@ class YoloModel:
         return results
 
 
-    def track(self, source: str, *, tracker: str, conf: float, iou: float | None, options: YoloOptions
-              ) -> Iterator[Results]:
-        """Ultralytics' tracking over a video file, a result per frame as it is decoded. A model of its own per
-        video, on the PyTorch weights: the trackers live in the predictor, which is not shared."""
+    def frames(self, source: str, *, conf: float, options: YoloOptions, iou: float | None = None,
+               tracker: str | None = None) -> Iterator[Results]:
+        """A result per frame of a video file, as it is decoded: Ultralytics' tracking with ``tracker``, else its
+        prediction. A model of its own per video, on the PyTorch weights: a tracker lives in the predictor, and
+        a long video must not hold the shared model."""
         from ultralytics import YOLO
 
         extra: dict[str, Any] = {"imgsz": options.imgsz or self.imgsz}
         if iou is not None:
             extra["iou"] = iou
         runner = YOLO(self.source, task=self.task)
+        mode = partial(runner.track, tracker=tracker, persist=False) if tracker else runner.predict
         try:
-            yield from runner.track(source=source, stream=True, tracker=tracker, conf=conf, device=options.device,
-                                    verbose=False, persist=False, **extra)
+            yield from mode(source=source, stream=True, conf=conf, device=options.device, verbose=False, **extra)
         except (OSError, ValueError) as exc:
-            raise MediaError(f"cannot track objects in {Path(source).name}: {type(exc).__name__}: {exc}") from exc
+            raise MediaError(f"cannot read the frames of {Path(source).name}: {type(exc).__name__}: {exc}") from exc
 
 
 def _found(result: Results) -> bool:

@@ -311,10 +311,13 @@ def test_example_configs_map_every_label_onto_the_official_models(path: Path) ->
     settings = Settings.from_env({})
     config = parse_label_config(path.read_text())
     plans = plans_module.plan_controls(config, options_module.read_options(settings), settings)
-    tracked = config.pairs("VideoRectangle", "Video")
-    assert plans or tracked
+    tracked, timelines = config.pairs("VideoRectangle", "Video"), config.pairs("TimelineLabels", "Video")
+    assert plans or tracked or timelines
     for _, obj in tracked:  # a video's labels come from its <Labels>, the detection model's classes
         labels = yolo_module("video").video_labels(config, obj, dict(enumerate(official_names("coco8.yaml"))))
+        assert not labels.unfed_config_labels, labels.report()
+    for control, _ in timelines:  # the classification model's classes, as for Choices
+        labels = build_label_map(control, official_names("ImageNet.yaml"))
         assert not labels.unfed_config_labels, labels.report()
     vocabularies = {
         "detect": [official_names("coco8.yaml")],

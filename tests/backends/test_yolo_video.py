@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.backends.video_support import FPS, FRAMES, SIDE, iou, truth, write_video
+from tests.backends.video_support import FPS, FRAMES, SIDE, iou, truth, write_colour_video, write_video
 from tests.backends.yolo_support import YOLO_DIR, yolo_env, yolo_module
 
 pytest.importorskip("ultralytics")
@@ -132,3 +132,35 @@ def test_setup_reports_the_video_labels_and_refuses_nothing(make_client: Any, en
     config = CONFIG.replace("{tracker}", 'bytetrack" model_conf="0.3" model_iou="0.6" bytetrack_track_buffer="9')
     answer = make_client(YOLO_DIR, **env).post("/setup", json={"project": "1", "schema": config}).get_json()
     assert not [w for w in answer["warnings"] if "changes nothing" in w or "match" in w], answer
+
+
+TIMELINE = """<View>
+  <Video name="video" value="$video" frameRate="10"/>
+  <TimelineLabels name="colour" toName="video" model_score_threshold="0.6">
+    <Label value="Red" predicted_values="red"/><Label value="Blue" predicted_values="blue"/>
+  </TimelineLabels>
+</View>"""
+
+
+def test_a_timeline_labels_each_run_of_frames_the_classifier_gives_one_label(
+    make_client: Any, tmp_path: Path, colour_classifier: Path
+) -> None:
+    from ultralytics import YOLO
+
+    (tmp_path / "media").mkdir()
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "colour.pt").symlink_to(colour_classifier)
+    env = yolo_env(tmp_path, {"classify": "colour.pt"}, YOLO_IMGSZ="64")
+    colours = ["red"] * 10 + ["blue"] * 10 + ["red"] * 10
+    path = write_colour_video(tmp_path / "media" / "colours.mp4", colours)
+    served = predict(make_client(YOLO_DIR, **env), path, config=TIMELINE)["result"]
+    assert [(r["value"]["timelinelabels"], r["value"]["ranges"]) for r in served] == [
+        (["Red"], [{"start": 1, "end": 10}]), (["Blue"], [{"start": 11, "end": 20}]),
+        (["Red"], [{"start": 21, "end": 30}])]
+    assert all(r["type"] == "timelinelabels" and r["to_name"] == "video" for r in served)
+    # the same as the classifier called directly, frame by frame
+    direct = [(r.names[int(r.probs.top1)], float(r.probs.top1conf)) for r in
+              YOLO(str(colour_classifier)).predict(source=str(path), stream=True, imgsz=64, verbose=False)]
+    first = [p for name, p in direct[:10]]
+    assert served[0]["score"] == pytest.approx(sum(first) / len(first), abs=1e-6)
+    assert [name for name, _ in direct] == colours

@@ -69,3 +69,42 @@ def iou(a: dict[str, float], b: tuple[float, float, float, float]) -> float:
     w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
     h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
     return w * h / (aw * ah + bw * bh - w * h)
+
+
+COLOURS = {"red": (30, 30, 220), "blue": (220, 60, 30)}  # BGR
+
+
+def colour_frame(colour: str, shift: int = 0) -> np.ndarray:
+    """A grey frame holding a large square of ``colour`` (moved by ``shift`` pixels)."""
+    frame = np.full((SIDE, SIDE, 3), 128, np.uint8)
+    frame[30 + shift:130 + shift, 30:130] = COLOURS[colour]
+    return frame
+
+
+def write_colour_video(path: Path, colours: list[str]) -> Path:
+    """One frame per entry of ``colours``."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (SIDE, SIDE))
+    for i, colour in enumerate(colours):
+        writer.write(colour_frame(colour, shift=i % 7))
+    writer.release()
+    return path
+
+
+def train_colour_classifier(root: Path) -> Path:
+    """YOLOv8n-cls trained for a few epochs to tell red squares from blue ones; its weights file."""
+    from PIL import Image
+    from ultralytics import YOLO
+
+    for split, count in (("train", 12), ("val", 4)):
+        for colour in COLOURS:
+            folder = root / split / colour
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(colour_frame(colour, shift=i % 20)[:, :, ::-1]).save(folder / f"{i}.png")
+    model = YOLO("yolov8n-cls.yaml")
+    model.train(data=str(root), epochs=15, imgsz=64, batch=8, nbs=8, optimizer="AdamW", lr0=0.004, workers=0,
+                plots=False, amp=False, seed=0, deterministic=True, project=str(root / "runs"), name="train",
+                verbose=False, val=False, device="cpu")
+    return Path(model.trainer.last)

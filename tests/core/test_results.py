@@ -34,6 +34,7 @@ from labelzoo.results import (
     simplify_polygon,
     span,
     textarea,
+    timeline_labels,
     video_rectangle,
 )
 
@@ -645,3 +646,14 @@ def test_mask_to_polygons_rejects_invalid_input(mask: np.ndarray, kwargs: dict, 
 def _shoelace(points: np.ndarray) -> float:
     x, y = points[:, 0], points[:, 1]
     return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
+def test_timeline_labels_are_frame_ranges_one_based_and_checked() -> None:
+    region = timeline_labels("clip", "video", ranges=[(1, 12), (20, 20)], labels=["Goal"], score=0.8, region_id="g")
+    assert region == {"id": "g", "from_name": "clip", "to_name": "video", "type": "timelinelabels", "score": 0.8,
+                      "value": {"ranges": [{"start": 1, "end": 12}, {"start": 20, "end": 20}],
+                                "timelinelabels": ["Goal"]}}
+    for ranges, message in (([], "at least one range"), ([(0, 3)], "1 <= start <= end"), ([(5, 4)], "5..4"),
+                            ([(1.5, 3)], "must be an integer")):
+        with pytest.raises(ResultError, match=message):
+            timeline_labels("clip", "video", ranges=ranges, labels=["Goal"])

@@ -9,7 +9,7 @@ import requests
 
 pytest.importorskip("ultralytics")
 
-from tests.backends.video_support import FRAMES, iou, truth, write_video
+from tests.backends.video_support import FRAMES, iou, truth, write_colour_video, write_video
 from tests.backends.yolo_support import YOLO_DIR, yolo_env
 from tests.e2e.project import check_predictions
 
@@ -48,3 +48,27 @@ def test_yolo_tracks_an_uploaded_video(label_studio, ls_project, serve_for_ls, t
     assert [k["frame"] for k in sequence] == list(range(1, FRAMES + 1))
     assert min(iou(k, truth(k["frame"])) for k in sequence) >= 0.8
     assert label_studio.requests_logged(rf'"GET {task["data"]["video"]} [^"]*" 200')  # fetched with the PAT
+
+
+TIMELINE = """<View>
+  <TimelineLabels name="videoLabels" toName="video">
+    <Label value="Red" predicted_values="red"/>
+    <Label value="Blue" predicted_values="blue"/>
+  </TimelineLabels>
+  <Video name="video" value="$video" timelineHeight="200"/>
+</View>"""
+
+
+def test_yolo_labels_an_uploaded_video_on_its_timeline(ls_project, serve_for_ls, tmp_path, colour_classifier):
+    (tmp_path / "media").mkdir()
+    clip = write_colour_video(tmp_path / "media" / "colours.mp4", ["blue"] * 12 + ["red"] * 18)
+    server = serve_for_ls(YOLO_DIR, **yolo_env(tmp_path, YOLO_MODEL_CLASSIFY=str(colour_classifier),
+                                               YOLO_IMGSZ="64", DEVICE="cpu"))
+    project = ls_project(TIMELINE, title="YOLO timeline")
+    (task,) = project.upload([clip])
+    backend = project.connect(server.url, "YOLO")
+    project.retrieve_predictions()
+    by_task = check_predictions(project.predictions(), [task["id"]], backend["model_version"],
+                                result_types={"timelinelabels"})
+    stored = [(r["value"]["timelinelabels"], r["value"]["ranges"]) for r in by_task[task["id"]]["result"]]
+    assert stored == [(["Blue"], [{"start": 1, "end": 12}]), (["Red"], [{"start": 13, "end": 30}])]

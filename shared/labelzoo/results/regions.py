@@ -20,6 +20,7 @@ other arguments are keyword-only::
     with_region_text(region, text_from, *, text, score=None)
     video_rectangle(from_name, to_name, *, keyframes, frame_size, fps, frames_count, labels=None,
                     score=None, region_id=None)
+    timeline_labels(from_name, to_name, *, ranges, labels, score=None, region_id=None)
     relation(from_id, to_id, *, labels=(), direction="right")
     prediction(result, *, score, model_version)
     validate_result(result)
@@ -484,6 +485,29 @@ def video_rectangle(
     if labels is not None:
         value["labels"] = _labels(labels)
     return _region("videorectangle", from_name, to_name, value, score=score, region_id=region_id)
+
+
+def timeline_labels(
+    from_name: str,
+    to_name: str,
+    *,
+    ranges: Sequence[tuple[int, int]],
+    labels: Labels,
+    score: float | None = None,
+    region_id: str | None = None,
+) -> Region:
+    """Frame ranges of a video (or audio) labelled on the timeline: ``(start, end)`` frames, 1-based and both
+    included, as the Video tag counts them."""
+    if not ranges:
+        raise ResultError("a timeline region needs at least one range")
+    out = []
+    for start, end in ranges:
+        first, last = _index(start, "range start"), _index(end, "range end")
+        if not 1 <= first <= last:
+            raise ResultError(f"a timeline range needs 1 <= start <= end, got {first}..{last}")
+        out.append({"start": first, "end": last})
+    value = {"ranges": out, "timelinelabels": _labels(labels)}
+    return _region("timelinelabels", from_name, to_name, value, score=score, region_id=region_id)
 
 
 def relation(from_id: str, to_id: str, *, labels: Sequence[str] = (), direction: str = "right") -> Region:

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.devices import DEVICE_TYPES
 from labelzoo.errors import LabelzooError
+from labelzoo.finished import report_finished
 from labelzoo.fitprogress import PartProgress
 from labelzoo.images import array_decoder
-from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, build_label_map
+from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
 from labelzoo.learning import decide
 from labelzoo.settings import Settings
 
@@ -78,6 +79,13 @@ class Trained:
     file: str
     model: YoloModel
     metrics: dict[str, float]
+
+
+def prediction_of(outputs: list[ControlOutput] | LabelzooError) -> Prediction:
+    """A task's prediction from its controls' outputs, or its error."""
+    if isinstance(outputs, LabelzooError):
+        return Prediction.failed(outputs.message)
+    return Prediction(result=[r for out in outputs for r in out.regions], score=task_score(outputs))
 
 
 class Yolo(Backend):
@@ -192,13 +200,13 @@ class Yolo(Backend):
         outputs: list[list[ControlOutput] | LabelzooError] = [[] for _ in tasks]
         for object_name, models in runs.items():
             self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs)
-        for control, obj in ctx.pairs(VIDEO_TAGS, "Video"):
-            self._predict_videos(tasks, ctx, control, obj, outputs)
-        return [
-            Prediction.failed(outs.message) if isinstance(outs, LabelzooError)
-            else Prediction(result=[r for out in outs for r in out.regions], score=task_score(outs))
-            for outs in outputs
-        ]  # fmt: skip
+        videos = ctx.pairs(VIDEO_TAGS, "Video")
+        for n, (control, obj) in enumerate(videos, 1):
+            # a video-only config: each task is reported done after its last control, so a /predict deadline
+            # answers the videos tracked so far (labelzoo.finished)
+            report = not runs and n == len(videos)
+            self._predict_videos(tasks, ctx, control, obj, outputs, report=report)
+        return [prediction_of(outs) for outs in outputs]
 
     def _predict_object(
         self,
@@ -247,7 +255,7 @@ class Yolo(Backend):
                         found.extend(converter(result) for _, converter in run.controls)
 
     def _predict_videos(self, tasks: Sequence[Task], ctx: PredictContext, control: ControlTag, obj: ObjectTag,
-                        outputs: list[list[ControlOutput] | LabelzooError]) -> None:
+                        outputs: list[list[ControlOutput] | LabelzooError], *, report: bool) -> None:
         """Each task's video, one at a time, through the control's tracker or classifier (:mod:`.video`)."""
         plan = plan_control(control, obj, self.yolo, self.settings)
         assert plan is not None  # ctx.pairs leaves out model_skip
@@ -265,22 +273,27 @@ class Yolo(Backend):
             for i, path in ctx.media.per_task(tasks, obj, lookahead=1):
                 found = outputs[i]
                 if isinstance(found, LabelzooError):
-                    continue
-                if isinstance(path, LabelzooError):
+                    pass
+                elif isinstance(path, LabelzooError):
                     outputs[i] = path
-                    continue
-                try:
-                    info = video_info(Path(path))
-                    results = model.frames(str(path), conf=conf, options=self.yolo, iou=plan.iou, tracker=tracker)
-                    if tracker is None:
-                        found.append(timeline_regions(results, labels, control, obj, plan.threshold))
-                        continue
-                    tracks, frames = collect_tracks(results, labels)
-                except LabelzooError as exc:
-                    outputs[i] = exc
-                    continue
-                info = replace(info, frames=max(info.frames, frames))  # a file's frame count can be short
-                found.append(track_regions(tracks, info, control, obj, plan.threshold))
+                else:
+                    try:
+                        found.append(self._video_output(Path(path), model, plan, labels, conf, tracker))
+                    except LabelzooError as exc:
+                        outputs[i] = exc
+                if report:
+                    report_finished(i, prediction_of(outputs[i]))
+
+    def _video_output(self, path: Path, model: YoloModel, plan: ControlPlan, labels: LabelMap, conf: float,
+                      tracker: str | None) -> ControlOutput:
+        """One video through one control: its tracks (with a tracker) or its timeline."""
+        info = video_info(path)
+        results = model.frames(str(path), conf=conf, options=self.yolo, iou=plan.iou, tracker=tracker)
+        if tracker is None:
+            return timeline_regions(results, labels, plan.control, plan.obj, plan.threshold)
+        tracks, frames = collect_tracks(results, labels)
+        info = replace(info, frames=max(info.frames, frames))  # a file's frame count can be short
+        return track_regions(tracks, info, plan.control, plan.obj, plan.threshold)
 
     # fit -------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:

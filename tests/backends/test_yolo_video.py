@@ -164,3 +164,22 @@ def test_a_timeline_labels_each_run_of_frames_the_classifier_gives_one_label(
     first = [p for name, p in direct[:10]]
     assert served[0]["score"] == pytest.approx(sum(first) / len(first), abs=1e-6)
     assert [name for name, _ in direct] == colours
+
+
+def test_each_video_is_reported_done_as_soon_as_it_is_tracked(
+    make_runtime: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """So that a /predict deadline inside a batch of videos answers those tracked so far."""
+    from labelzoo import Task
+    from labelzoo.finished import listening
+
+    runtime = make_runtime(YOLO_DIR, **env)
+    backend, ctx = runtime.prediction.context("1", CONFIG.replace("{tracker}", "bytetrack"))
+    tasks = [Task(id=i, data={"video": str(write_video(tmp_path / "media" / f"{i}.mp4", frames=4))}) for i in (1, 2)]
+    tasks.append(Task(id=3, data={"video": str(tmp_path / "media" / "missing.mp4")}))
+    heard: list[tuple[int, Any]] = []
+    with listening(lambda index, prediction: heard.append((index, prediction))):
+        returned = backend.predict(tasks, ctx)
+    assert [index for index, _ in heard] == [0, 1, 2]
+    assert [prediction for _, prediction in heard] == list(returned)
+    assert returned[0].result and returned[2].error

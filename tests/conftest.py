@@ -141,3 +141,11 @@ def colour_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.backends.video_support import train_colour_classifier
 
     return train_colour_classifier(tmp_path_factory.mktemp("colours"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gliner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random-weight GLiNER saved once per test run (``tests.backends.gliner_support``)."""
+    from tests.backends.gliner_support import build_gliner
+
+    return build_gliner(tmp_path_factory.mktemp("gliner"))

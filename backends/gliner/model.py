@@ -9,6 +9,9 @@
 * A /predict batch goes through ``GLiNER.inference`` at once (``GLINER_BATCH`` texts per forward pass); the
   spans are GLiNER's, with its scores; the threshold is the core's (``model_score_threshold``, then
   ``MODEL_SCORE_THRESHOLD``, then GLiNER's own 0.5). A task's score is its least sure span's.
+* ``fit`` fine-tunes the current model on the project's annotated spans (:mod:`.training`), the label's first
+  prompt as its entity type; the new version is promoted unless its held-out span F1 drops by more than the
+  noise on that many texts (:func:`labelzoo.learning.decide`).
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from labelzoo import Backend, PredictContext, Prediction, Target, Task
+from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.batch import PredictionBatch
 from labelzoo.devices import DEVICE_TYPES, resolve_device
 from labelzoo.errors import TaskError
-from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag
+from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, LabelTag
+from labelzoo.learning import decide, split_held_out
 from labelzoo.options import Option, Options
 from labelzoo.results import span
+from labelzoo.textspans import annotated_texts
 
 from .loading import load_gliner, model_name
+from .training import fine_tune, gliner_record, span_f1
+
+SAVED = "model"  # a trained version's folder holds the model saved here
+MIN_HELD_OUT, MIN_TRAIN = 3, 10  # fewer texts than both validate nothing: all train, the new version is promoted
 
 
 class GlinerNER(Backend):
@@ -45,12 +54,18 @@ class GlinerNER(Backend):
         Option("GLINER_BATCH", int, 8, low=1, high=256, doc="texts per forward pass"),
         Option("GLINER_MULTI_LABEL", bool, False,
                doc="let one span carry several labels (GLiNER's `multi_label`); off: the likeliest only"),
+        Option("GLINER_TRAIN_STEPS", int, 300, low=1, high=100_000, doc="optimiser steps of each fine-tuning"),
+        Option("GLINER_LEARNING_RATE", float, 5e-6, low=1e-8, high=1.0,
+               doc="the fine-tuning learning rate (GLiNER's published checkpoints were fine-tuned at 5e-6–1e-5)"),
+        Option("GLINER_HOLDOUT", int, 20, low=0, high=50,
+               doc="percent of annotated tasks held out to validate each new version; 0: always promote"),
     )
 
     def load(self) -> None:
         self._lock = threading.Lock()  # one forward pass at a time: the model is shared by the server's threads
-        self.model = load_gliner(self.options.gliner_model, self.settings,
-                                 resolve_device(self.settings.device, self.device_types))
+        self.device = resolve_device(self.settings.device, self.device_types)
+        source = str(self.weights / SAVED) if self.weights is not None else self.options.gliner_model
+        self.model = load_gliner(source, self.settings, self.device)
 
     def base_version(self) -> str:
         return model_name(self.options.gliner_model)
@@ -78,6 +93,33 @@ class GlinerNER(Backend):
                 batch.add(i, items, min((item["score"] for item in items), default=None))
         return batch.predictions()
 
+    def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
+        corpus, problems = annotated_texts(data, ctx.media)
+        for problem in problems:
+            ctx.logger.warning("%s", problem)
+        types = {label.key: next(iter(label_prompts_of(label))) for control, _ in data.config.pairs("Labels", "Text")
+                 for label in control.labels}
+        texts = [text for _, text in corpus]
+        split = split_held_out(texts, task_id=lambda t: t.task_id, content=lambda t: t.text,
+                               fraction=self.options.gliner_holdout / 100, min_held_out=MIN_HELD_OUT,
+                               min_train=MIN_TRAIN)
+        threshold, batch = self.default_score_threshold or 0.5, self.options.gliner_batch
+        old = span_f1(self.model, split.held_out, types, threshold, batch) if split.validated else None
+        ctx.report(0.1, f"fine-tuning on {len(split.train)} texts, {len(split.held_out)} held out")
+        records = [gliner_record(self.model, text, types) for text in split.train]
+        fine_tune(self.model, records, steps=self.options.gliner_train_steps,
+                  learning_rate=self.options.gliner_learning_rate, batch_size=batch,
+                  use_cpu=self.device.type == "cpu")
+        new = span_f1(self.model, split.held_out, types, threshold, batch) if split.validated else None
+        decision = decide(new, old, n_held_out=len(split.held_out), metric="held-out span F1")
+        ctx.logger.info("%s", decision.reason)
+        metrics = {name: value for name, value in (("f1", new), ("previous_f1", old)) if value is not None}
+        if decision.promote:
+            self.model.save_pretrained(ctx.output_dir / SAVED)
+        ctx.report(1.0, decision.reason, **metrics)
+        held_out = {t.task_id for t in split.held_out} - {t.task_id for t in split.train}
+        return FitResult(promote=decision.promote, metrics=metrics, summary=decision.reason, held_out=held_out)
+
 
 def project_prompts(params: Mapping[str, Any]) -> dict[str, list[str]]:
     """A project's ``extra_params.gliner_prompts``: ``{label: "prompt, prompt"}``; TaskError saying what is wrong."""
@@ -91,10 +133,16 @@ def label_prompts(control: ControlTag, overrides: Mapping[str, list[str]]) -> di
     """Each prompt GLiNER is given for the control, and the label (key) its entities get."""
     prompts: dict[str, str] = {}
     for label in control.labels:
-        for prompt in overrides.get(label.key) or label.predicted_values or [label.value or label.key]:
+        for prompt in overrides.get(label.key) or label_prompts_of(label):
             prompts.setdefault(prompt, label.key)
     return prompts
 
 
+def label_prompts_of(label: LabelTag) -> Sequence[str]:
+    """A label's own prompts: its ``predicted_values``, else its value."""
+    return label.predicted_values or [label.value or label.key]
+
+
 def split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+

@@ -52,7 +52,7 @@ def test_each_control_is_filled_by_one_kind_and_each_kind_has_its_model_setting(
     assert found == {"box": kinds.DETECT, "turned": kinds.OBB, "poly": kinds.SEGMENT, "brush": kinds.SEGMENT,
                      "kp": kinds.POSE, "colour": kinds.CLASSIFY}  # fmt: skip
     assert [(t.control, t.object) for t in yolo_backend().cls.targets] == [
-        *((tag, "Image") for tag in kinds.CONTROL_TAGS), ("VideoRectangle", "Video")]
+        *((tag, "Image") for tag in kinds.CONTROL_TAGS), ("VideoRectangle", "Video"), ("TimelineLabels", "Video")]
     declared = {option.name: option.default for option in options_module.OPTIONS}
     for kind in kinds.KINDS:
         assert kind.name in kind.served_by  # a model of the kind's own task always serves it

@@ -97,7 +97,7 @@ class GlinerNER(Backend):
         corpus, problems = annotated_texts(data, ctx.media)
         for problem in problems:
             ctx.logger.warning("%s", problem)
-        types = {label.key: next(iter(label_prompts_of(label))) for control, _ in data.config.pairs("Labels", "Text")
+        types = {label.key: label_prompts_of(label)[0] for control, _ in data.config.pairs("Labels", "Text")
                  for label in control.labels}
         texts = [text for _, text in corpus]
         split = split_held_out(texts, task_id=lambda t: t.task_id, content=lambda t: t.text,

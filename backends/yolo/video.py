@@ -97,9 +97,13 @@ def tracker_file(control: ControlTag, folder: Path) -> str:
 
 
 def _typed(raw: str, default: Any, name: str, control: ControlTag) -> Any:
+    """Attribute ``name`` as the type of the tracker's own ``default``: booleans and numbers as the core reads
+    them (a bad one is refused, naming it)."""
+    if isinstance(default, bool):
+        return control.bool_attr(name, default)
+    if isinstance(default, float):
+        return control.float_attr(name)
     try:
-        if isinstance(default, bool):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
         return type(default)(raw) if default is not None else raw
     except ValueError:
         raise LabelConfigError(f'<{control.tag} name="{control.name}"> has {name}="{raw}", not a '

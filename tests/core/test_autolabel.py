@@ -162,6 +162,17 @@ def test_a_lost_answer_is_not_posted_twice(fake_ls: FakeLabelStudio, make_runtim
     assert row.annotation_id == fake_ls.tasks[fresh[0]]["annotations"][0]["id"] and row.state == "posted"
 
 
+def test_a_lost_prediction_answer_is_read_back_not_posted_twice(fake_ls: FakeLabelStudio, make_runtime: Any) -> None:
+    _, fresh = held_out_project(fake_ls)
+    fake_ls.fail_after[fake_ls.prefix + "/api/predictions/"] = [502]  # the first sure task's prediction: stored
+    runtime = make_runtime(KEYWORD_BACKEND, **ls_env(fake_ls, BULK_RETRIES="2"))
+    job, _ = runtime.bulk.start(PROJECT, AutoLabelOptions(threshold=0.9))
+    assert wait_final(runtime, job["id"])["status"] == "succeeded"
+    assert all(len(fake_ls.tasks[task]["predictions"]) == 1 for task in fresh)
+    for task, annotation in auto_annotations(fake_ls).items():
+        assert annotation["parent_prediction"] == fake_ls.tasks[task]["predictions"][0]["id"]
+
+
 def test_no_threshold_reaching_the_target_fails_before_writing(fake_ls: FakeLabelStudio, make_runtime: Any) -> None:
     held_out_project(fake_ls)
     runtime = make_runtime(KEYWORD_BACKEND, **ls_env(fake_ls))

@@ -23,11 +23,11 @@ from typing import Any
 
 from labelzoo.backend import Task
 from labelzoo.bulk.chunks import ChunkReport, PredictFn, post_items
-from labelzoo.bulk.lsapi import BulkApi, annotated, has_version
+from labelzoo.bulk.lsapi import BulkApi, annotated, has_version, prediction_id
 from labelzoo.bulk.store import ChunkCounts
 from labelzoo.calibration import CONFIDENCE, MIN_SUPPORT, Estimate, at_threshold, choose_threshold
 from labelzoo.errors import BadRequest
-from labelzoo.store.autolabels import AutoLabels, result_hash
+from labelzoo.store.autolabels import AutoLabels, Recogniser, result_hash
 
 log = logging.getLogger("labelzoo.bulk")
 
@@ -100,12 +100,13 @@ def restricted(result: Iterable[Any], controls: Collection[str]) -> list[Mapping
                                                              or r.get("type") == "relation")]
 
 
-def human_result(task: Mapping[str, Any], is_auto: Callable[[Mapping[str, Any]], bool]
-                 ) -> Sequence[Mapping[str, Any]] | None:
+def human_result(task: Mapping[str, Any], is_auto: Recogniser) -> Sequence[Mapping[str, Any]] | None:
     """The result of the task's human annotation: its ground truth, else its newest one that was not skipped and
     not made by auto-labelling; None without such an annotation."""
+    task_id = int(task["id"])
     candidates = [a for a in task.get("annotations") or () if isinstance(a, Mapping)
-                  and not a.get("was_cancelled") and isinstance(a.get("result"), list) and not is_auto(a)]
+                  and not a.get("was_cancelled") and isinstance(a.get("result"), list)
+                  and not is_auto(task_id, a.get("id"), a["result"])]
     if not candidates:
         return None
     best = max(candidates, key=lambda a: (bool(a.get("ground_truth")), str(a.get("updated_at") or ""),
@@ -119,11 +120,12 @@ class HeldOut:
     human: Sequence[Mapping[str, Any]]
 
 
-def held_out_tasks(pages: Iterable[Sequence[Mapping[str, Any]]], trained_on: Collection[int],
-                   is_auto: Callable[[Mapping[str, Any]], bool]) -> list[HeldOut]:
-    """The tasks with a human annotation that the version did not learn from."""
+def held_out_tasks(pages: Iterable[Sequence[Mapping[str, Any]]], trained_on: Collection[int], labels: AutoLabels,
+                   project: str) -> list[HeldOut]:
+    """The tasks with a human annotation (not one auto-labelling made) that the version did not learn from."""
     found = []
     for page in pages:
+        is_auto = labels.recogniser(project, (int(raw["id"]) for raw in page))
         for raw in page:
             task_id = int(raw["id"])
             if task_id in trained_on:
@@ -164,18 +166,15 @@ def run_autolabel_chunk(api: BulkApi, labels: AutoLabels, predict: PredictFn, jo
     if not tasks:
         return ChunkReport(ChunkCounts(skipped=skipped))
     items = predict([Task.from_json(t, where=f"task {t.get('id')}") for t in tasks])
-    review = [(t, item) for t, item in zip(tasks, items, strict=True) if not sure(item, threshold)]
-    fresh = [(t, item) for t, item in review if not has_version(t, version)]
+    pairs = list(zip(tasks, items, strict=True))
+    certain = [(t, item) for t, item in pairs if sure(item, threshold)]
+    fresh = [(t, item) for t, item in pairs if not sure(item, threshold) and not has_version(t, version)]
     report = post_items(api, project, [int(t["id"]) for t, _ in fresh], [item for _, item in fresh],
-                        skipped=skipped + len(review) - len(fresh))
-    counts, errors = report.counts, list(report.errors)
-    for task, item in zip(tasks, items, strict=True):
-        if sure(item, threshold):
-            if annotate(api, labels, job_id, project, version, task, item):
-                counts = ChunkCounts(counts.posted + 1, counts.skipped, counts.failed)
-            else:
-                counts = ChunkCounts(counts.posted, counts.skipped + 1, counts.failed)
-    return ChunkReport(counts, errors)
+                        skipped=skipped + len(pairs) - len(certain) - len(fresh))
+    made = sum(annotate(api, labels, job_id, project, version, t, item) for t, item in certain)
+    counts = report.counts
+    return ChunkReport(ChunkCounts(counts.posted + made, counts.skipped + len(certain) - made, counts.failed),
+                       report.errors)
 
 
 def annotate(api: BulkApi, labels: AutoLabels, job_id: str, project: str, version: str,
@@ -191,7 +190,7 @@ def annotate(api: BulkApi, labels: AutoLabels, job_id: str, project: str, versio
             return False
         labels.posted(job_id, task_id, mine)  # posted by an earlier try whose answer was lost
         return True
-    prediction = _prediction_id(current[0], version) or api.create_prediction(task_id, item)
+    prediction = prediction_id(current[0], version) or api.create_prediction(project, task_id, item)
     body = {"result": item["result"], "unique_id": row.unique_id, "parent_prediction": prediction,
             "last_action": "prediction", "bulk_created": True, "was_cancelled": False, "ground_truth": False,
             "lead_time": 0, "project": int(project)}
@@ -203,15 +202,6 @@ def annotate(api: BulkApi, labels: AutoLabels, job_id: str, project: str, versio
         return False
     labels.posted(job_id, task_id, annotation_id)
     return True
-
-
-def _prediction_id(task: Mapping[str, Any], version: str) -> int | None:
-    for prediction in task.get("predictions") or ():
-        if isinstance(prediction, Mapping) and prediction.get("model_version") == version:
-            pid = prediction.get("id")
-            if isinstance(pid, int):
-                return pid
-    return None
 
 
 def _posted_annotation(task: Mapping[str, Any], digest: str) -> int | None:

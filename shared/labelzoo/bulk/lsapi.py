@@ -93,6 +93,16 @@ def annotated(task: Mapping[str, Any]) -> bool:
             or any(isinstance(n, int) and n > 0 for n in counts))
 
 
+def prediction_id(task: Mapping[str, Any], version: str) -> int | None:
+    """The id of a Data Manager task's prediction of ``version``, if it has one."""
+    for prediction in task.get("predictions") or ():
+        if isinstance(prediction, Mapping) and prediction.get("model_version") == version:
+            pid = prediction.get("id")
+            if isinstance(pid, int):
+                return pid
+    return None
+
+
 def _latest_score(task: Mapping[str, Any]) -> float:
     """The score of the task's newest prediction; -1 when it has none, or no score."""
     predictions = [p for p in task.get("predictions") or () if isinstance(p, Mapping)]
@@ -126,12 +136,7 @@ class BulkApi:
 
         Pages through the whole task list; ``on_page(tasks seen, tasks in the project)`` after each page.
         """
-        missing: list[int] = []
-        total = 0
-        for tasks, seen in self._pages(project, on_page, page_size):
-            total = seen
-            missing.extend(int(t["id"]) for t in tasks if not has_version(t, version))
-        return missing, total
+        return self._task_ids(project, lambda t: not has_version(t, version), on_page, page_size)
 
     def unlabelled(self, project: str, version: str, limit: int | None = None,
                    on_page: Callable[[int, int], None] | None = None,
@@ -159,12 +164,17 @@ class BulkApi:
                     page_size: int = LIST_PAGE_SIZE) -> tuple[list[int], int]:
         """Ids of the project's tasks without any annotation, a skipped one included (id order), and the task
         count."""
+        return self._task_ids(project, lambda t: not annotated(t), on_page, page_size)
+
+    def _task_ids(self, project: str, keep: Callable[[Mapping[str, Any]], bool],
+                  on_page: Callable[[int, int], None] | None, page_size: int) -> tuple[list[int], int]:
+        """Ids of the project's tasks that ``keep`` takes, in the task list's (id) order, and the task count."""
         found: list[int] = []
         total = 0
         for tasks, seen in self._pages(project, on_page, page_size):
             total = seen
-            found.extend(int(t["id"]) for t in tasks if not annotated(t))
-        return sorted(found), total
+            found.extend(int(t["id"]) for t in tasks if keep(t))
+        return found, total
 
     def _pages(self, project: str, on_page: Callable[[int, int], None] | None, page_size: int
                ) -> Iterator[tuple[list[dict[str, Any]], int]]:
@@ -228,12 +238,22 @@ class BulkApi:
                 return PostOutcome(0, len(items))
         raise AssertionError("unreachable")
 
-    def create_prediction(self, task_id: int, item: Mapping[str, Any]) -> int:
-        """Store one prediction (``result``, ``score``, ``model_version``); its id. Not retried: a lost answer
-        is found by the caller reading the task back."""
+    def create_prediction(self, project: str, task_id: int, item: Mapping[str, Any]) -> int:
+        """Store one prediction (``result``, ``score``, ``model_version``); its id. After a failure worth retrying
+        the task is read back first: a prediction of the version stored meanwhile (the lost answer's) is used."""
         body = {"task": task_id, **{k: item[k] for k in ("result", "score", "model_version") if k in item}}
-        data = self._call("POST", "/api/predictions/", payload=body)
-        return int(data["id"])
+        for attempt in range(self.retries + 1):
+            try:
+                return int(self._call("POST", "/api/predictions/", payload=body)["id"])
+            except _Transient as exc:
+                if attempt == self.retries:
+                    raise exc.error from None
+                self._pause(attempt, exc)
+            stored = self.tasks_by_id(project, [task_id])
+            found = prediction_id(stored[0], str(item["model_version"])) if stored else None
+            if found is not None:
+                return found
+        raise AssertionError("unreachable")
 
     def create_annotation(self, task_id: int, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Store one annotation; None when Label Studio already holds one with this ``unique_id``."""

@@ -295,10 +295,11 @@ class BulkService:
         api = self._require_api()
         label_config = job.label_config or api.label_config(job.project)
         config = parse_label_config_cached(label_config, max_bytes=self.settings.label_config_max_bytes)
-        self.predictions.assignments(config)  # fails early on a config it cannot fill
+        assignments = self.predictions.assignments(config)  # fails early on a config it cannot fill
         self.store.set_label_config(job.id, label_config)
         if job.kind == "autolabel":
-            self._plan_autolabel(replace(job, label_config=label_config), on_page)
+            controls = {a.control.name for a in assignments}
+            self._plan_autolabel(replace(job, label_config=label_config), controls, on_page)
             return
         self.store.set_message(job.id, "listing the project's tasks")
         if job.kind == "refresh":
@@ -311,9 +312,9 @@ class BulkService:
                         project_tasks=project_tasks)
         self.store.set_message(job.id, "predicting")
 
-    def _plan_autolabel(self, job: BulkJob, on_page: Callable[[int, int], None] | None) -> None:
-        """Measure the version on the held-out human annotations, settle the threshold, claim the unannotated
-        tasks (none in a dry run)."""
+    def _plan_autolabel(self, job: BulkJob, controls: set[str], on_page: Callable[[int, int], None] | None) -> None:
+        """Measure the version on the held-out human annotations of the ``controls`` it fills, settle the threshold,
+        claim the unannotated tasks (none in a dry run)."""
         api = self._require_api()
         options = AutoLabelOptions.from_json(job.options)
         trained_on = self.versions.trained_on(job.project, job.model_version)
@@ -324,12 +325,10 @@ class BulkService:
         pairs: list[tuple[float, bool]] = []
         if trained_on is not None:
             self.store.set_message(job.id, "measuring the model on the held-out human annotations")
-            is_auto = partial(self._is_auto, job.project)
-            held_out = autolabel.held_out_tasks(api.annotation_pages(job.project), trained_on, is_auto)
+            held_out = autolabel.held_out_tasks(api.annotation_pages(job.project), trained_on, self.autolabels,
+                                                job.project)
             backend, _ = self.predictions.context(job.project, job.label_config or "", version=job.model_version,
                                                   wait=JOB_LOAD_WAIT)
-            config = parse_label_config_cached(job.label_config or "", max_bytes=self.settings.label_config_max_bytes)
-            controls = {a.control.name for a in self.predictions.assignments(config)}
             pairs = autolabel.held_out_pairs(held_out, self._predict_fn(job), backend.agrees, controls)
         estimate = autolabel.estimate(pairs, options)
         self.store.update_report(job.id, **estimate.to_json())
@@ -343,11 +342,6 @@ class BulkService:
         chunks = [] if options.dry_run else [missing[i:i + size] for i in range(0, len(missing), size)]
         self.store.plan(job.id, job.project, chunks, project_tasks=project_tasks)
         self.store.set_message(job.id, "auto-labelling")
-
-    def _is_auto(self, project: str, annotation: Any) -> bool:
-        task = annotation.get("task")
-        return self.autolabels.is_auto(project, task if isinstance(task, int) else None, annotation.get("id"),
-                                       annotation.get("result") or [])
 
     def _predict_fn(self, job: BulkJob) -> PredictFn:
         assert job.label_config is not None

@@ -56,10 +56,12 @@ class AnnotationStore:
 
         Annotations an auto-labelling job posted, still as it posted them, are the model's own answers: they are
         not stored, so never trained on (once a person changes one, it is stored like any other)."""
+        records = list(records)
+        is_auto = self.auto_labels.recogniser(project, (r.task_id for r in records))
         usable: list[tuple[Any, ...]] = []
         cancelled: list[tuple[Any, ...]] = []
         for r in records:
-            if self.auto_labels.is_auto(project, r.task_id, r.id, r.result):
+            if is_auto(r.task_id, r.id, r.result):
                 continue
             (cancelled if r.was_cancelled else usable).append((
                 project, r.id, r.task_id, _dumps(r.task_data), _dumps(r.result),

@@ -19,7 +19,6 @@ import os
 import random
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ if str(REPO) not in sys.path:
 from benchmarks.serving import start_server  # noqa: E402
 from labelzoo.calibration import choose_threshold, expected_calibration_error, reliability  # noqa: E402
 from labelzoo.results import same_annotation  # noqa: E402
+from tests.core.training_support import wait_for  # noqa: E402
 
 TARGET = 0.95
 
@@ -107,23 +107,15 @@ def template_reviews() -> None:
             started = requests.post(f"{url}/train", json={"project": "1.1", "label_config": config,
                                                           "annotations": annotations}, timeout=60)
             started.raise_for_status()
-            job = wait_job(url, started.json()["job"]["id"])
+            job_url = f"{url}/jobs/{started.json()['job']['id']}"
+            job = wait_for(lambda: (job := requests.get(job_url, timeout=10).json())["status"]
+                           not in ("queued", "running") and job, 300, "the training job to end")
             print(f"  (b) template: {job['status']}, {job.get('message', '')}")
             items = served(url, config, [text for text, _ in test])
         finally:
             proc.terminate()
             proc.wait(30)
     report("(b) template on unseen reviews", items, [sentiment(label) for _, label in test])
-
-
-def wait_job(url: str, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(f"{url}/jobs/{job_id}", timeout=10).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.3)
-    raise TimeoutError(f"training job {job_id} did not end")
 
 
 def main() -> None:

@@ -93,6 +93,16 @@ def split_pools(held_out: bool) -> dict[str, Sequence[str]]:
             for label, names in POOLS.items()}
 
 
+#: the label config the learning tests annotate, and the synthetic labels' names in it
+LEARNING_CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Labels name="label" toName="text">
+    <Label value="Person"/><Label value="City"/><Label value="Company"/>
+  </Labels>
+</View>"""
+LEARNING_NAMES = {"PERSON": "Person", "CITY": "City", "ORG": "Company"}
+
+
 def sentences(n: int, seed: int, *, held_out: bool = False, names: dict[str, str] | None = None) -> list[Sentence]:
     rng = random.Random(seed)
     templates = HELD_OUT_TEMPLATES if held_out else TEMPLATES

@@ -20,17 +20,18 @@ from labelzoo.labelconfig import parse_label_config
 from labelzoo.learning import split_held_out
 from labelzoo.media import MediaResolver
 from labelzoo.registry import load_backend
-from tests.backends.spacy_support import Sentence, labels_result, sentences, span_f1, train_pipeline
+from tests.backends.spacy_support import (
+    LEARNING_CONFIG,
+    LEARNING_NAMES,
+    Sentence,
+    labels_result,
+    sentences,
+    span_f1,
+    train_pipeline,
+)
 from tests.conftest import REPO
 
 SPACY = REPO / "backends" / "spacy"
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Labels name="label" toName="text">
-    <Label value="Person"/><Label value="City"/><Label value="Company"/>
-  </Labels>
-</View>"""
-NAMES = {"PERSON": "Person", "CITY": "City", "ORG": "Company"}
 FINAL = {"succeeded", "failed", "cancelled", "skipped"}
 
 
@@ -45,7 +46,9 @@ def backend_for(settings: Settings, weights: Path | None = None) -> Backend:
     return backend
 
 
-def examples_for(batch: list[Sentence], first_id: int = 1, names: dict[str, str] = NAMES) -> list[TrainingExample]:
+def examples_for(
+    batch: list[Sentence], first_id: int = 1, names: dict[str, str] = LEARNING_NAMES
+) -> list[TrainingExample]:
     return [
         TrainingExample(task=Task(id=first_id + i, data={"text": s.text}), result=labels_result(s, names))
         for i, s in enumerate(batch)
@@ -53,21 +56,23 @@ def examples_for(batch: list[Sentence], first_id: int = 1, names: dict[str, str]
 
 
 def fit(backend: Backend, examples: list[TrainingExample], out: Path, reason: str = "annotations",
-        config: str = CONFIG) -> Any:
+        config: str = LEARNING_CONFIG) -> Any:
     out.mkdir(parents=True)
     data = TrainingData(project="1", config=parse_label_config(config), examples=examples, reason=reason)
     return backend.fit(data, FitContext(output_dir=out, media=MediaResolver(backend.settings.media),
                                         settings=backend.settings))
 
 
-def predictions(backend: Backend, batch: list[Sentence], config: str = CONFIG) -> list[Any]:
+def predictions(backend: Backend, batch: list[Sentence], config: str = LEARNING_CONFIG) -> list[Any]:
     settings = backend.settings
     ctx = PredictContext(project="1", config=parse_label_config(config), media=MediaResolver(settings.media),
                          settings=settings, model_version="test")
     return list(backend.predict([Task(id=10_000 + i, data={"text": s.text}) for i, s in enumerate(batch)], ctx))
 
 
-def f1(backend: Backend, batch: list[Sentence], config: str = CONFIG, names: dict[str, str] = NAMES) -> float:
+def f1(
+    backend: Backend, batch: list[Sentence], config: str = LEARNING_CONFIG, names: dict[str, str] = LEARNING_NAMES
+) -> float:
     return span_f1(batch, [p.result for p in predictions(backend, batch, config)], names)
 
 
@@ -120,7 +125,7 @@ def test_a_blank_pipeline_learns_the_config_labels_then_updates_and_retrains(
 def test_a_pretrained_pipeline_learns_a_new_label_and_keeps_the_ones_nobody_annotates(tmp_path: Path) -> None:
     pretrained = train_pipeline(tmp_path / "pretrained", names={"PERSON": "PERSON", "CITY": "GPE"})
     settings = settings_for(tmp_path, SPACY_MODEL=str(pretrained))
-    config = CONFIG.replace('<Label value="City"/><Label value="Company"/>', '<Label value="Firm"/>')
+    config = LEARNING_CONFIG.replace('<Label value="City"/><Label value="Company"/>', '<Label value="Firm"/>')
     names = {"PERSON": "Person", "ORG": "Firm"}  # annotators mark people and firms, never cities
     base = backend_for(settings)
     unseen = sentences(40, seed=5)
@@ -147,7 +152,7 @@ def _created(annotation_id: int, task: Task, result: list[dict]) -> dict[str, An
             "created_at": "2025-06-01T09:00:00.000000Z", "updated_at": "2025-06-01T09:00:00.000000Z",
         },
         "task": {"id": task.id, "data": dict(task.data), "project": 5, "is_labeled": True},
-        "project": {"id": 5, "title": "NER", "label_config": CONFIG, "model_version": "spacy"},
+        "project": {"id": 5, "title": "NER", "label_config": LEARNING_CONFIG, "model_version": "spacy"},
     }
 
 
@@ -156,7 +161,7 @@ def test_annotations_arriving_by_webhook_train_a_new_version_that_predict_serves
 ) -> None:
     client = make_client(SPACY, TRAIN_AFTER_ANNOTATIONS="40", MODEL_SCORE_THRESHOLD="0.3")
     body = {"tasks": [{"id": 10_000 + i, "data": {"text": s.text}} for i, s in enumerate(held_out)],
-            "project": "5.1718900000", "label_config": CONFIG, "params": {}}
+            "project": "5.1718900000", "label_config": LEARNING_CONFIG, "params": {}}
     before = client.post("/predict", json=body).get_json()["results"]
     assert {r["model_version"] for r in before} == {"spacy-blank-en"}
     assert all(r["result"] == [] for r in before)
@@ -178,4 +183,4 @@ def test_annotations_arriving_by_webhook_train_a_new_version_that_predict_serves
     after = client.post("/predict", json=body).get_json()["results"]
     assert {r["model_version"] for r in after} == {job["version"]}
     assert job["version"].startswith("spacy-blank-en-p5-v1")
-    assert span_f1(held_out, [r["result"] for r in after], NAMES) >= 0.6
+    assert span_f1(held_out, [r["result"] for r in after], LEARNING_NAMES) >= 0.6

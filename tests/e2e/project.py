@@ -129,3 +129,16 @@ def wait_for_job(
                 return job
         time.sleep(0.3)
     raise TimeoutError(f"no finished training job for project {project} after {timeout:.0f} s: {jobs}")
+
+
+def wait_bulk(server_url: str, job_id: str, done: Callable[[dict[str, Any]], bool] | None = None,
+              timeout: float = 180) -> dict[str, Any]:
+    """Wait until the backend's bulk job ``job_id`` has ended (or ``done`` takes it); its JSON."""
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = requests.get(f"{server_url}/bulk/{job_id}", timeout=10).json()
+        if done(job) if done is not None else job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.3)
+    raise TimeoutError(f"bulk job {job_id} after {timeout:.0f} s: {job}")

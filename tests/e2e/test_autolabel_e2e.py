@@ -10,14 +10,13 @@ see): the mixed ones score low and are wrong half the time, so the threshold has
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import pytest
 import requests
 
 from tests.conftest import TEMPLATE_BACKEND
-from tests.e2e.project import wait_for_job
+from tests.e2e.project import wait_bulk, wait_for_job
 from tests.e2e.reviews import BAD, GOOD, THINGS, review, sentiment
 
 CONFIG = (TEMPLATE_BACKEND / "label_config.xml").read_text()
@@ -39,17 +38,7 @@ def reviews(n: int, seed: int) -> list[tuple[str, str]]:
 def bulk_job(server_url: str, body: dict[str, Any]) -> dict[str, Any]:
     started = requests.post(server_url + "/bulk", json=body, timeout=30)
     assert started.status_code == 201, started.text
-    return wait_bulk(server_url, started.json()["id"], lambda job: job["status"] not in ("queued", "running"))
-
-
-def wait_bulk(server_url: str, job_id: str, done: Any, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(f"{server_url}/bulk/{job_id}", timeout=10).json()
-        if done(job):
-            return job
-        time.sleep(0.3)
-    raise TimeoutError(f"bulk job {job_id}: {job}")
+    return wait_bulk(server_url, started.json()["id"])
 
 
 def choice_of(result: list[dict[str, Any]]) -> str:

@@ -13,7 +13,7 @@ import requests
 
 from tests.conftest import FIXTURES, TEMPLATE_BACKEND, base_env
 from tests.core.training_support import wait_for
-from tests.e2e.project import check_predictions, wait_for_job
+from tests.e2e.project import check_predictions, wait_bulk, wait_for_job
 from tests.e2e.reviews import review, sentiment
 
 CONFIG = (TEMPLATE_BACKEND / "label_config.xml").read_text()
@@ -21,14 +21,6 @@ SLOW_BACKEND = FIXTURES / "slow_backend"
 TASKS = 300
 
 pytestmark = pytest.mark.slow
-
-
-def wait_bulk(server_url: str, job_id: str) -> dict:
-    def ended() -> dict | None:
-        job = requests.get(f"{server_url}/bulk/{job_id}", timeout=5).json()
-        return job if job["status"] not in ("queued", "running") else None
-
-    return wait_for(ended, 120, f"bulk job {job_id}")
 
 
 def test_an_interrupted_bulk_run_resumes_to_one_prediction_per_task(label_studio, ls_project, serve_for_ls, tmp_path):
@@ -66,7 +58,7 @@ def test_an_interrupted_bulk_run_resumes_to_one_prediction_per_task(label_studio
     # started again, from the server this time: nothing left to do, nothing stored twice
     answer = requests.post(f"{server.url}/bulk", json={"project": project.id}, timeout=10)
     assert answer.status_code == 201, answer.text
-    again = wait_bulk(server.url, answer.json()["id"])
+    again = wait_bulk(server.url, answer.json()["id"], timeout=120)
     assert (again["status"], again["total"], again["posted"]) == ("succeeded", 0, 0), again
     jobs = requests.get(f"{server.url}/bulk", params={"project": project.id}, timeout=5).json()["jobs"]
     assert {j["status"] for j in jobs} == {"succeeded", "interrupted"}  # the killed run's job was closed
@@ -84,7 +76,7 @@ def test_retrieve_predictions_past_the_deadline_stores_every_task_once(ls_projec
     assert time.monotonic() - started < 30  # Label Studio got its answer long before its 100 s timeout
     (job,) = requests.get(f"{server.url}/bulk", params={"project": project.id}, timeout=5).json()["jobs"]
     assert job["kind"] == "tasks" and 0 < job["total"] <= len(ids), job
-    done = wait_bulk(server.url, job["id"])
+    done = wait_bulk(server.url, job["id"], timeout=120)
     assert (done["status"], done["posted"]) == ("succeeded", job["total"]), done
     # Label Studio stored the answered ones from /predict, the job posted the rest: one each, none lost
     check_predictions(project.predictions(), ids, "slow-1", result_types={"choices"})

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.backends.spacy_support import Sentence, labels_result, sentences
+from tests.backends.spacy_support import LEARNING_CONFIG, LEARNING_NAMES, Sentence, labels_result, sentences
 from tests.core.test_learning_e2e import annotation_webhook, review
 from tests.core.test_learning_e2e import predict_body as template_predict
 from tests.images.podman import PODMAN, Container, build_backend, wait_for_job
@@ -24,13 +24,6 @@ pytestmark = [
     pytest.mark.skipif(PODMAN is None, reason="podman is not installed: `make podman` installs it"),
 ]
 
-SPACY_CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Labels name="label" toName="text">
-    <Label value="Person"/><Label value="City"/><Label value="Company"/>
-  </Labels>
-</View>"""
-SPACY_NAMES = {"PERSON": "Person", "CITY": "City", "ORG": "Company"}
 
 
 def served_version(container: Container, body: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -82,17 +75,17 @@ def test_template_image_learns_keeps_its_version_on_the_volume_and_reports_its_h
 
 
 def ner_webhook(i: int, sentence: Sentence) -> dict[str, Any]:
-    annotation = {"id": i, "task": i, "project": 5, "result": labels_result(sentence, SPACY_NAMES),
+    annotation = {"id": i, "task": i, "project": 5, "result": labels_result(sentence, LEARNING_NAMES),
                   "was_cancelled": False, "ground_truth": False, "created_at": "2026-11-02T10:00:00Z",
                   "updated_at": "2026-11-02T10:00:00Z"}
     return {"action": "ANNOTATION_CREATED", "annotation": annotation,
             "task": {"id": i, "data": {"text": sentence.text}, "project": 5},
-            "project": {"id": 5, "title": "NER", "label_config": SPACY_CONFIG, "created_at": "2026-11-01T09:00:00Z"}}
+            "project": {"id": 5, "title": "NER", "label_config": LEARNING_CONFIG, "created_at": "2026-11-01T09:00:00Z"}}
 
 
 def spacy_predict(texts: list[str]) -> dict[str, Any]:
     return {"tasks": [{"id": 10_000 + i, "data": {"text": t}} for i, t in enumerate(texts)],
-            "project": "5.1761987600", "label_config": SPACY_CONFIG, "params": {}}
+            "project": "5.1761987600", "label_config": LEARNING_CONFIG, "params": {}}
 
 
 def test_spacy_image_serves_its_pipeline_learns_and_goes_unhealthy_when_the_pipeline_cannot_load(started) -> None:

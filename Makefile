@@ -14,7 +14,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps ls-venv test run lint bench loadtest soak image image-base podman test-images \
-  up-yolo up-spacy up-whisper up-sam up-ocr up-gliner clean
+  up-yolo up-spacy up-whisper up-sam up-ocr up-gliner up-grounding clean
 
 install: $(VENV)/.installed
 
@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 # when that index can be reached; otherwise (or with TORCH_INDEX_URL= or GPU=1) PyPI's, which are CUDA builds.
 RUN_VENV := .venv-$(BACKEND)
 NODEPS := $(wildcard backends/$(BACKEND)/requirements-nodeps.txt)
-TORCH_BACKENDS := yolo whisper sam gliner
+TORCH_BACKENDS := yolo whisper sam gliner grounding
 TORCH_INDEX_URL ?= $(if $(GPU)$(shell command -v nvidia-smi),,https://download.pytorch.org/whl/cpu)
 
 $(RUN_VENV)/.installed: pyproject.toml setup.py constraints.txt
@@ -118,7 +118,7 @@ test-images: install ls-venv podman
 # so LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in .env win over the demo's.
 up-sam up-ocr: export BOOTSTRAP_FLAGS := --interactive
 # GPU=1 adds the backend's GPU variant (compose/<backend>.gpu.yml: CUDA torch, DEVICE=cuda, the GPUs).
-up-yolo up-spacy up-whisper up-sam up-ocr up-gliner: up-%:
+up-yolo up-spacy up-whisper up-sam up-ocr up-gliner up-grounding: up-%:
 	$(MAKE) image-base ENGINE=docker
 	BACKEND=$* docker compose $(if $(wildcard .env),--env-file .env) -f compose/label-studio.yml -f compose/$*.yml \
 	  $(if $(GPU),-f compose/$*.gpu.yml) up --build

@@ -193,7 +193,7 @@ def main() -> None:
         ours = make_backend(backend_cls, root, BENCH_TYPE, weights)
         # room for exactly one embedding
         one_image = make_backend(backend_cls, root, BENCH_TYPE, weights, str(ours.segmenter.embedding_nbytes / 2**20))
-        assert one_image.cache_capacity == 1
+        assert one_image.cache.capacity == 1
         ctx = click_context(ours.settings, config, 45.0, 35.0)
         ours.predict([tasks[0]], ctx)  # encode once: later clicks hit the cache
 

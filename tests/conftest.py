@@ -149,3 +149,19 @@ def tiny_gliner(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.backends.gliner_support import build_gliner
 
     return build_gliner(tmp_path_factory.mktemp("gliner"))
+
+
+@pytest.fixture(scope="session")
+def tiny_owl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random-weight OWLv2 saved once per test run (``tests.backends.grounding_support``)."""
+    from tests.backends.grounding_support import build_owl
+
+    return build_owl(tmp_path_factory.mktemp("owl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dino(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random-weight Grounding DINO saved once per test run (``tests.backends.grounding_support``)."""
+    from tests.backends.grounding_support import build_dino
+
+    return build_dino(tmp_path_factory.mktemp("dino"))

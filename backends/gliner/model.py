@@ -17,20 +17,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.batch import PredictionBatch
 from labelzoo.devices import DEVICE_TYPES, resolve_device
 from labelzoo.errors import TaskError
-from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, LabelTag
+from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES
+from labelzoo.labelprompts import label_prompts, own_prompts, project_prompts
 from labelzoo.learning import decide, split_held_out
 from labelzoo.options import Option, Options
+from labelzoo.pretrained import pretrained_name
 from labelzoo.results import span
 from labelzoo.textspans import annotated_texts
 
-from .loading import load_gliner, model_name
+from .loading import load_gliner
 from .training import fine_tune, gliner_record, span_f1
 
 SAVED = "model"  # a trained version's folder holds the model saved here
@@ -68,11 +69,11 @@ class GlinerNER(Backend):
         self.model = load_gliner(source, self.settings, self.device)
 
     def base_version(self) -> str:
-        return model_name(self.options.gliner_model)
+        return pretrained_name(self.options.gliner_model)
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         try:
-            overrides = project_prompts(ctx.params)
+            overrides = project_prompts(ctx.params, "gliner_prompts")
         except TaskError as exc:  # a bad extra_params value: every task fails with the same message
             return [Prediction.failed(exc.message) for _ in tasks]
         batch = PredictionBatch(tasks, ctx.logger, model="GLiNER")
@@ -97,7 +98,7 @@ class GlinerNER(Backend):
         corpus, problems = annotated_texts(data, ctx.media)
         for problem in problems:
             ctx.logger.warning("%s", problem)
-        types = {label.key: label_prompts_of(label)[0] for control, _ in data.config.pairs("Labels", "Text")
+        types = {label.key: own_prompts(label)[0] for control, _ in data.config.pairs("Labels", "Text")
                  for label in control.labels}
         texts = [text for _, text in corpus]
         split = split_held_out(texts, task_id=lambda t: t.task_id, content=lambda t: t.text,
@@ -119,30 +120,4 @@ class GlinerNER(Backend):
         ctx.report(1.0, decision.reason, **metrics)
         held_out = {t.task_id for t in split.held_out} - {t.task_id for t in split.train}
         return FitResult(promote=decision.promote, metrics=metrics, summary=decision.reason, held_out=held_out)
-
-
-def project_prompts(params: Mapping[str, Any]) -> dict[str, list[str]]:
-    """A project's ``extra_params.gliner_prompts``: ``{label: "prompt, prompt"}``; TaskError saying what is wrong."""
-    raw = params.get("gliner_prompts") or {}
-    if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
-        raise TaskError('extra_params.gliner_prompts must map labels to prompts: {"Person": "person, full name"}')
-    return {str(label): split(value) for label, value in raw.items()}
-
-
-def label_prompts(control: ControlTag, overrides: Mapping[str, list[str]]) -> dict[str, str]:
-    """Each prompt GLiNER is given for the control, and the label (key) its entities get."""
-    prompts: dict[str, str] = {}
-    for label in control.labels:
-        for prompt in overrides.get(label.key) or label_prompts_of(label):
-            prompts.setdefault(prompt, label.key)
-    return prompts
-
-
-def label_prompts_of(label: LabelTag) -> Sequence[str]:
-    """A label's own prompts: its ``predicted_values``, else its value."""
-    return label.predicted_values or [label.value or label.key]
-
-
-def split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 

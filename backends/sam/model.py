@@ -10,14 +10,12 @@ prediction.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from labelzoo import Backend, PredictContext, Prediction, Settings, Target, Task
+from labelzoo import Backend, PredictContext, Prediction, Target, Task
 from labelzoo.devices import DEVICE_TYPES
-from labelzoo.embeddings import ImageEmbeddings
+from labelzoo.embeddings import MIB, ImageEmbeddings
 from labelzoo.images import MAX_MEGAPIXELS, max_pixels_setting
 from labelzoo.labelconfig import ObjectTag
 from labelzoo.media import MediaResolver
@@ -27,10 +25,6 @@ from labelzoo.results import MASK_TAGS, mask_outputs, mask_regions
 
 from .checkpoint import CHECKPOINT, MODEL_TYPE, load_sam, model_version
 from .segmenter import Embedding, Segmenter
-
-log = logging.getLogger("labelzoo.sam")
-
-MIB = 1024 * 1024
 
 
 class SegmentAnything(Backend):
@@ -55,41 +49,23 @@ class SegmentAnything(Backend):
     )
     device_types = DEVICE_TYPES
 
-    def __init__(self, settings: Settings, weights: Path | None = None) -> None:
-        super().__init__(settings, weights)
-        self.model_type = self.options.sam_model_type
-        self.cache_bytes = int(self.options.sam_cache_mb * MIB)
-        self.tolerance_px = self.options.sam_polygon_tolerance
-        self.warmup = self.options.sam_warmup
-
     def load(self) -> None:
         self.segmenter = Segmenter(load_sam(self.settings))
         self.cache = ImageEmbeddings(
             lambda pixels: self.segmenter.embed(pixels),  # late-bound: segmenter.embed may be wrapped after load
-            max_bytes=self.cache_bytes,
+            max_bytes=int(self.options.sam_cache_mb * MIB),
             entry_nbytes=self.segmenter.embedding_nbytes,
             max_pixels=max_pixels_setting(self.settings),
             name="sam",
-        )
-        log.info(
-            "SAM embedding cache: %d MiB, %d images of %.1f MiB",
-            self.cache_bytes // MIB,
-            self.cache_capacity,
-            self.segmenter.embedding_nbytes / MIB,
         )
 
     def base_version(self) -> str:
         return model_version(self.settings)
 
-    @property
-    def cache_capacity(self) -> int:
-        """How many image embeddings fit in ``SAM_CACHE_MB``."""
-        return self.cache.capacity
-
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         if ctx.prompt is not None:
             return [self._segment(task, ctx, ctx.prompt) for task in tasks]
-        if self.warmup:
+        if self.options.sam_warmup:
             images = {obj.name: obj for _, obj in ctx.config.pairs(MASK_TAGS, "Image")}
             self.cache.warm(tasks, list(images.values()), ctx.media)
         # Valid for Label Studio and cheap: the task counts as predicted for this model version.
@@ -106,17 +82,13 @@ class SegmentAnything(Backend):
             embedding, points=points, point_labels=point_labels, box=prompt.pixel_box(width, height)
         )
         score = min(max(segment.score, 0.0), 1.0)
+        tolerance = self.options.sam_polygon_tolerance
         result = [
-            region
-            for output in outputs
-            for region in mask_regions(output, obj.name, segment.mask, score, tolerance_px=self.tolerance_px)
+            region for output in outputs
+            for region in mask_regions(output, obj.name, segment.mask, score, tolerance_px=tolerance)
         ]
         return Prediction(result=result, score=score)
 
     def embedding(self, task: Task, obj: ObjectTag, media: MediaResolver) -> Embedding:
         """The cached embedding of the task's image, computed on a miss (once, however many callers)."""
         return self.cache.get(task, obj, media)
-
-    def wait_for_warmups(self, timeout: float | None = None) -> bool:
-        """Block until the queued warm-ups are done; False if some still run after ``timeout`` seconds."""
-        return self.cache.wait_idle(timeout)

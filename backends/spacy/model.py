@@ -72,14 +72,6 @@ class SpacyNER(Backend):
     ner: EntityRecognizer | None  # None until the pipeline has a trained recognizer
     labels: tuple[str, ...]  # the entity labels it can set: the recognizer's and its entity rulers'
 
-    @property
-    def model(self) -> str | None:
-        return self.options.spacy_model
-
-    @property
-    def lang(self) -> str:
-        return self.options.spacy_lang
-
     # serving ------------------------------------------------------------------------------------
     def load(self) -> None:
         self._lock = threading.Lock()  # spaCy pipelines are not safe to run from several threads at once
@@ -91,10 +83,10 @@ class SpacyNER(Backend):
         """A freshly loaded standard pipeline: this version's (``current``) or the base one."""
         if current and self.weights is not None:
             return spacy.load(self.weights / PIPELINE_DIR)
-        return load_source(self.model, self.lang, self.settings.model_root)
+        return load_source(self.options.spacy_model, self.options.spacy_lang, self.settings.model_root)
 
     def base_version(self) -> str:
-        return source_name(self.model, self.lang, self.settings.model_root)
+        return source_name(self.options.spacy_model, self.options.spacy_lang, self.settings.model_root)
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         return None if self.ner is None else list(self.labels)
@@ -128,11 +120,9 @@ class SpacyNER(Backend):
         found: dict[ObjectTag, list[tuple[ControlTag, Any, float]]] = defaultdict(list)
         if self.ner is None:
             return found
-        for control, obj in ctx.config.pairs("Labels", "Text"):
-            label_map = build_label_map(control, self.labels)
-            if control.model_skip or label_map.is_empty:
-                continue
-            found[obj].append((control, label_map.get, self.score_threshold(control)))
+        for control, obj in ctx.pairs("Labels", "Text"):
+            if not (label_map := build_label_map(control, self.labels)).is_empty:
+                found[obj].append((control, label_map.get, self.score_threshold(control)))
         return found
 
     # learning -----------------------------------------------------------------------------------

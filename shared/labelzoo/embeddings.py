@@ -36,6 +36,7 @@ from labelzoo.media import MediaResolver, TaskMedia
 from labelzoo.media.tasks import Task
 
 log = logging.getLogger("labelzoo.embeddings")
+MIB = 1024 * 1024
 
 
 class Sized(Protocol):
@@ -76,6 +77,8 @@ class ImageEmbeddings(Generic[E]):
         """How many embeddings fit in ``max_bytes``."""
         self.lru: LruCache[str, E] = LruCache(max_bytes=max_bytes, nbytes=lambda embedding: embedding.nbytes)
         self._warmups = WarmUpQueue(name=f"{name}-warmup")
+        log.info("%s embedding cache: %d MiB, %d images of %.1f MiB", name, max_bytes // MIB, self.capacity,
+                 entry_nbytes / MIB)
 
     def get(self, task: Task, obj: ObjectTag, media: MediaResolver) -> E:
         """The embedding of the task's image for ``obj``, encoded on a miss (once, however many callers).

@@ -108,7 +108,7 @@ def make_backend_fixture(tmp_path: Path, tiny_type: str, tiny_checkpoint: Path) 
 
     yield make
     for backend in made:
-        backend.wait_for_warmups(30)
+        backend.cache.wait_idle(30)
 
 
 def sam_settings(tmp_path: Path, **env: str) -> Settings:

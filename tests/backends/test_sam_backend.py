@@ -137,7 +137,7 @@ def test_ordinary_predictions_are_empty_and_warm_the_cache(make_backend, tmp_pat
 
     assert [(p.result, p.score, p.error) for p in predictions] == [([], None, None)] * 3
     assert to_json(predictions[0], "sam-test") == {"result": [], "model_version": "sam-test"}  # valid for LS
-    assert backend.wait_for_warmups(30)
+    assert backend.cache.wait_idle(30)
     stats = backend.cache.stats()
     assert (stats.misses, stats.entries) == (3, 3)
 
@@ -148,17 +148,17 @@ def test_ordinary_predictions_are_empty_and_warm_the_cache(make_backend, tmp_pat
 
 def test_a_batch_warms_no_more_images_than_the_cache_holds(make_backend, tmp_path: Path) -> None:
     backend = make_backend(SAM_CACHE_MB="0.125")  # 128 KiB: two 64 KiB embeddings
-    assert backend.cache_capacity == 2
+    assert backend.cache.capacity == 2
     tasks = [image_task(write_image(tmp_path / f"b{i}.png", scene(60, 40, seed=i)), i) for i in range(5)]
     backend.predict(tasks, context(backend.settings))
-    assert backend.wait_for_warmups(30)
+    assert backend.cache.wait_idle(30)
     assert backend.cache.stats().misses == 2
 
 
 def test_warm_up_can_be_switched_off(make_backend, picture) -> None:
     backend = make_backend(SAM_WARMUP="false")
     (prediction,) = backend.predict([image_task(picture[0])], context(backend.settings))
-    assert prediction.result == [] and backend.wait_for_warmups(5)
+    assert prediction.result == [] and backend.cache.wait_idle(5)
     assert backend.cache.stats().misses == 0
 
 

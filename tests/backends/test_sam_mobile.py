@@ -110,7 +110,7 @@ def test_served_masks_over_http_are_sam_predictors_on_the_mobile_sam_checkpoint(
     stats = backend.cache.stats()
     assert (stats.misses, stats.hits, stats.entries) == (1, 2, 1)
     assert stats.nbytes == backend.segmenter.embedding_nbytes == reference.features.nbytes == 4 * 2**20
-    assert backend.cache_capacity == 2
+    assert backend.cache.capacity == 2
 
     choices = {"result": [{"type": "choices", "value": {"choices": ["x"]}}]}
     body = {"tasks": [task], "project": "1", "label_config": BRUSH_CONFIG.xml, "params": {"context": choices}}

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.batch import PredictionBatch
 from labelzoo.devices import DEVICE_TYPES, resolve_device
-from labelzoo.errors import TaskError
 from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES
 from labelzoo.labelprompts import label_prompts, own_prompts, project_prompts
 from labelzoo.learning import decide, split_held_out
@@ -72,10 +71,7 @@ class GlinerNER(Backend):
         return pretrained_name(self.options.gliner_model)
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
-        try:
-            overrides = project_prompts(ctx.params, "gliner_prompts")
-        except TaskError as exc:  # a bad extra_params value: every task fails with the same message
-            return [Prediction.failed(exc.message) for _ in tasks]
+        overrides = project_prompts(ctx.params, "gliner_prompts")
         batch = PredictionBatch(tasks, ctx.logger, model="GLiNER")
         for control, obj in ctx.pairs("Labels", "Text"):
             prompts = label_prompts(control, overrides)

@@ -24,7 +24,7 @@ import numpy as np
 from labelzoo_backends.sam.checkpoint import CHECKPOINT, MODEL_TYPE, load_sam
 from labelzoo_backends.sam.segmenter import Embedding, Segmenter
 
-from labelzoo import Backend, PredictContext, Prediction, Target, Task, TaskError
+from labelzoo import Backend, PredictContext, Prediction, Target, Task
 from labelzoo.batch import PredictionBatch
 from labelzoo.devices import DEVICE_TYPES, resolve_device
 from labelzoo.embeddings import MIB, ImageEmbeddings
@@ -80,10 +80,7 @@ class Grounding(Backend):
         return pretrained_name(self.options.grounding_model)
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
-        try:
-            overrides = project_prompts(ctx.params, "grounding_prompts")
-        except TaskError as exc:  # a bad extra_params value: every task fails with the same message
-            return [Prediction.failed(exc.message) for _ in tasks]
+        overrides = project_prompts(ctx.params, "grounding_prompts")
         batch = PredictionBatch(tasks, ctx.logger, model="the detector")
         decode = image_decoder(max_pixels_setting(self.settings))
         size = self.options.grounding_batch

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from labelzoo import Backend, PredictContext, Prediction, Target, Task, TaskError
+from labelzoo import Backend, PredictContext, Prediction, Target, Task
 from labelzoo.audio import ffmpeg_program, open_stream
 from labelzoo.batch import PredictionBatch
 from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, ObjectTag
@@ -68,10 +68,7 @@ class WhisperBackend(Backend):
         task that fails (bad URL, bad file, a Whisper error) fails alone, and none is transcribed twice. Each
         task is reported finished once its last audio object is done, so a /predict deadline that falls inside
         the batch still answers the tasks transcribed so far."""
-        try:
-            decoding = self.transcriber.options.decoding.with_params(ctx.params)
-        except TaskError as exc:  # a bad extra_params value: every task fails with the same message
-            return [Prediction.failed(exc.message) for _ in tasks]
+        decoding = self.transcriber.options.decoding.with_params(ctx.params)
         batch = PredictionBatch(tasks, ctx.logger, model="Whisper")
         audios = plan(ctx.config, self.score_threshold)
         for n, audio in enumerate(audios, 1):

@@ -111,7 +111,7 @@ class Decoding:
     temperature: tuple[float, ...]
 
     def with_params(self, params: Mapping[str, Any]) -> Decoding:
-        """These options with a project's ``extra_params`` applied; a bad value is a TaskError naming it."""
+        """These options with a project's ``extra_params`` applied; a bad value is a RequestError naming it."""
         changes = OPTIONS.project_overrides(params)  # keyed like this class's fields
         if "beam_size" in changes:
             changes["beam_size"] = _beams(changes["beam_size"])

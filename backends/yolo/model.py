@@ -186,17 +186,13 @@ class Yolo(Backend):
     # predict ---------------------------------------------------------------------------------
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         plans = plan_controls(ctx.config, self.yolo, self.settings)
-        try:
-            runs: dict[str, dict[tuple[int, float | None], ModelRun]] = {}
-            for plan in plans:
-                model = self.model_for(plan)
-                per_object = runs.setdefault(plan.obj.name, {})
-                per_object.setdefault((id(model), plan.iou), ModelRun(model, plan.iou)).controls.append(
-                    (plan, self._converter(plan, model, ctx.config))
-                )
-        except LabelzooError as exc:  # a model that cannot load fails every task with the reason, quickly
-            log.warning("%s", exc.message)
-            return [Prediction.failed(exc.message) for _ in tasks]
+        runs: dict[str, dict[tuple[int, float | None], ModelRun]] = {}
+        for plan in plans:
+            model = self.model_for(plan)  # one that cannot load fails every task with the reason, quickly
+            per_object = runs.setdefault(plan.obj.name, {})
+            per_object.setdefault((id(model), plan.iou), ModelRun(model, plan.iou)).controls.append(
+                (plan, self._converter(plan, model, ctx.config))
+            )
         outputs: list[list[ControlOutput] | LabelzooError] = [[] for _ in tasks]
         for object_name, models in runs.items():
             self._predict_object(tasks, ctx, ctx.config.object(object_name), list(models.values()), outputs)

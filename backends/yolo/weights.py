@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelzoo.acceleration import EngineSwitch
-from labelzoo.errors import LabelConfigError, LabelzooError, MediaError
+from labelzoo.errors import LabelConfigError, MediaError, RequestError
 from labelzoo.ultralytics_env import quiet_ultralytics
 
 from .config import YoloOptions
@@ -211,4 +211,5 @@ def load_model(path: Path) -> YoloModel:
             if not path.exists()
             else ""
         )
-        raise LabelzooError(f"cannot load YOLO model {path}{hint}: {type(exc).__name__}: {exc}") from exc
+        raise RequestError(f"cannot load YOLO model {path}{hint}: {type(exc).__name__}: {exc}",
+                           status=500, code="model_load_failed") from exc

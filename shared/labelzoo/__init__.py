@@ -15,7 +15,7 @@ from labelzoo.backend import (
     TrainingData,
     TrainingExample,
 )
-from labelzoo.errors import LabelzooError, MediaError, TaskError
+from labelzoo.errors import LabelzooError, MediaError, RequestError, TaskError
 from labelzoo.settings import Settings
 
 __version__ = "0.1.0"
@@ -28,6 +28,7 @@ __all__ = [
     "MediaError",
     "PredictContext",
     "Prediction",
+    "RequestError",
     "Settings",
     "Target",
     "Task",

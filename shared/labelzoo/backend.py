@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from labelzoo.errors import BadRequest
 from labelzoo.options import Options
 from labelzoo.results.agreement import same_annotation
+from labelzoo.scoremap import IDENTITY, ScoreMap
 from labelzoo.thresholds import score_threshold
 
 if TYPE_CHECKING:
@@ -216,6 +217,10 @@ class Backend(ABC):
     #: on a control it fills is named in ``/setup``'s warnings (:meth:`ignored_attribute`)
     control_attributes: ClassVar[tuple[str, ...]] = ()
 
+    #: the map the core applies to this instance's task scores (:mod:`labelzoo.scoremap`): set when a trained
+    #: version is loaded; the identity for the base model
+    task_scores: ScoreMap = IDENTITY
+
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         self.settings = settings
         self.weights = weights  # a trained version's folder, or None for the base model
@@ -281,6 +286,13 @@ class Backend(ABC):
     @classmethod
     def can_fit(cls) -> bool:
         return cls.fit is not Backend.fit
+
+    @classmethod
+    def fills(cls, config: LabelConfig) -> list[tuple[ControlTag, ObjectTag]]:
+        """The (control, object) pairs of ``config`` this backend predicts: those it serves, less the controls
+        marked ``model_skip="true"``."""
+        return [(control, obj) for control in config.controls.values() for obj in control.objects
+                if cls.serves(control.tag, obj.tag) and not control.model_skip]
 
     @classmethod
     def serves(cls, control_tag: str, object_tag: str) -> bool:

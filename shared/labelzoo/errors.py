@@ -86,6 +86,15 @@ class TaskError(LabelzooError):
     code = "task_error"
 
 
+class RequestError(TaskError):
+    """Every task of the call fails with this one message: what is wrong is the same for all of them (a
+    project's bad ``extra_params`` value, a model that cannot load, prompts too long for the model).
+
+    A backend raises it from ``predict`` instead of failing each task itself; the core does not retry the
+    tasks one by one as it does after other errors, since each would fail the same way.
+    """
+
+
 class StoreUnavailable(LabelzooError):
     """``MODEL_DIR`` (the SQLite store, versions, job logs) cannot be written: read-only, full, unreachable.
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from labelzoo.errors import TaskError
+from labelzoo.errors import RequestError
 from labelzoo.labelconfig import ControlTag, LabelTag
 
 
 def project_prompts(params: Mapping[str, Any], key: str) -> dict[str, list[str]]:
-    """A project's ``extra_params[key]``: ``{label: "prompt, prompt"}``; a TaskError says what is wrong."""
+    """A project's ``extra_params[key]``: ``{label: "prompt, prompt"}``; a RequestError says what is wrong."""
     raw = params.get(key) or {}
     if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
-        raise TaskError(f'extra_params.{key} must map labels to prompts: {{"Person": "person, full name"}}')
+        raise RequestError(f'extra_params.{key} must map labels to prompts: {{"Person": "person, full name"}}')
     return {str(label): split_prompts(value) for label, value in raw.items()}
 
 

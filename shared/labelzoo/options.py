@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-from labelzoo.errors import LabelzooError, TaskError
+from labelzoo.errors import LabelzooError, RequestError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -253,7 +253,7 @@ class Options:
 
     def project_overrides(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The values a project's extra params set, by project key (``{"beam_size": 3}``); keys that override
-        no option are ignored, as is a ``null``. A bad value raises :class:`~labelzoo.errors.TaskError`, so the
+        no option are ignored, as is a ``null``. A bad value raises :class:`~labelzoo.errors.RequestError`, so the
         project's tasks fail with a message naming ``extra_params.<key>``."""
         found: dict[str, Any] = {}
         for option in self.declared:
@@ -262,7 +262,7 @@ class Options:
             try:
                 found[option.project] = option.convert(params[option.project], f"extra_params.{option.project}")
             except OptionError as exc:
-                raise TaskError(exc.message) from None
+                raise RequestError(exc.message) from None
         return found
 
     @overload

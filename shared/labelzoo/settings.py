@@ -73,6 +73,10 @@ TRAINING_OPTIONS = Options(
            doc="train after this many new or changed annotations; `0`: only on \"Start Training\""),
     Option("REDIS_URL", doc="queue training (and bulk-prediction chunks) on Redis; `labelzoo worker <backend>` "
            "processes (sharing `MODEL_DIR`) run the jobs"),
+    Option("CALIBRATE_TASK_SCORES", bool, True,
+           doc="when a version is trained, fit a map from its task scores to the probability that the shown "
+           "pre-label is right, on the tasks it held out, and serve mapped task scores (region scores stay the "
+           "model's own; see Task scores in docs/active-learning.md). `false`: serve raw task scores"),
     Option("MODEL_VERSION_PIN", doc="`12=<version>,13=<version>`: serve that version for the project (rollback); "
            "wins over `extra_params`"),
 )
@@ -132,6 +136,7 @@ class Settings:
     webhook_token: str | None = field(default=None, repr=False)  # WEBHOOK_TOKEN: shared secret header for /webhook
     train_after_annotations: int = 10  # TRAIN_AFTER_ANNOTATIONS: auto-train after N new annotations (0: off)
     redis_url: str | None = field(default=None, repr=False)  # REDIS_URL (may hold a password): jobs go to RQ
+    calibrate_task_scores: bool = True  # CALIBRATE_TASK_SCORES: fit and serve each version's score map
     version_pins: Mapping[str, str] = field(default_factory=dict)  # MODEL_VERSION_PIN
     model_score_threshold: float | None = None  # MODEL_SCORE_THRESHOLD; None: each backend's default
     label_config_max_bytes: int = 16 << 20  # LABEL_CONFIG_MAX_MB
@@ -172,6 +177,7 @@ class Settings:
             webhook_token=v.webhook_token,
             train_after_annotations=v.train_after_annotations,
             redis_url=v.redis_url,
+            calibrate_task_scores=v.calibrate_task_scores,
             version_pins=parse_pins(v.model_version_pin or ""),
             model_score_threshold=v.model_score_threshold,
             label_config_max_bytes=int(v.label_config_max_mb * 2**20),

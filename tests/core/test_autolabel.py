@@ -268,3 +268,18 @@ def test_the_webhook_of_an_auto_annotation_is_not_learnt_from_until_a_person_cha
     changed["action"] = "ANNOTATION_UPDATED"
     assert service.handle_event(changed)["changed"] == 1
     assert sorted(e.annotation_id for e in service.annotations.examples("12")) == [501, 502]
+
+
+def test_held_out_tasks_shown_nothing_or_not_predicted_are_no_evidence_for_a_threshold() -> None:
+    from labelzoo.backend import Task
+    from labelzoo.bulk.autolabel import HeldOut, held_out_pairs
+    from labelzoo.results import same_annotation
+
+    choice = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]
+    other = [{**choice[0], "value": {"choices": ["Negative"]}}]
+    held = [HeldOut(Task(id=i, data={"text": "x"}), human) for i, human in enumerate([choice, other, [], choice])]
+    answers = [{"result": choice, "score": 0.9}, {"result": choice, "score": 0.8},
+               {"result": [], "score": 0.99},  # right as shown (nothing), but never auto-labelled: left out
+               {"error": "boom"}]
+    pairs = held_out_pairs(held, lambda tasks: answers[: len(tasks)], same_annotation, {"sentiment"})
+    assert pairs == [(0.9, True), (0.8, False)]

@@ -8,8 +8,10 @@ import random
 import time
 
 import joblib
+import pytest
 import requests
 
+from labelzoo.scoremap import ScoreMap
 from tests.conftest import TEMPLATE_BACKEND
 
 CONFIG = (TEMPLATE_BACKEND / "label_config.xml").read_text()
@@ -86,13 +88,17 @@ def test_annotations_by_webhook_train_a_version_both_workers_serve(serve, tmp_pa
     picked = [item["result"][0]["value"]["choices"][0] for item in after["results"]]
     correct = sum(p == want for p, (_, want) in zip(picked, held_out, strict=True))
     assert correct >= 18, (picked, held_out)
-    assert all(0.5 < item["score"] <= 1 for item in after["results"])
     (saved,) = (tmp_path / "models").rglob("classifiers.joblib")  # the promoted version's, as fit() saved it
     classifier = joblib.load(saved)["sentiment"]
     direct = classifier.predict_proba([t for t, _ in held_out])
     classes = direct.argmax(axis=1)
     assert picked == [str(classifier.classes_[c]) for c in classes]
-    assert [item["score"] for item in after["results"]] == [float(p[c]) for p, c in zip(direct, classes, strict=True)]
-    assert [item["result"][0]["score"] for item in after["results"]] == [item["score"] for item in after["results"]]
+    chosen = [float(p[c]) for p, c in zip(direct, classes, strict=True)]
+    assert [item["result"][0]["score"] for item in after["results"]] == chosen  # the region: the model's own
+    # the task score: the version's map of it, fitted on the tasks its fit held out
+    scores = ScoreMap.read(saved.parent)
+    assert scores.tasks >= 1 and not scores.is_identity
+    assert [item["score"] for item in after["results"]] == pytest.approx([scores(p) for p in chosen], abs=1e-12)
+    assert all(0.5 < item["score"] <= 1 for item in after["results"])
     versions = requests.get(server.url + "/versions", params={"project": "3"}, timeout=3).json()["versions"]
     assert [v["version"] for v in versions if v["current"]] == [version]

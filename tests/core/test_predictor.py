@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from labelzoo import Backend, PredictContext, Prediction, Settings, Target, Task
+from labelzoo import Backend, PredictContext, Prediction, RequestError, Settings, Target, Task
 from labelzoo.batch import PredictionBatch
 from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
@@ -108,3 +108,21 @@ def test_a_call_that_fails_after_reporting_tasks_retries_only_the_others(ctx):
     assert first.score == 0.1 and third.score == pytest.approx(0.3)
     assert crashed.error == "RuntimeError: the model crashed"
     assert heard == [0, 1, 2]  # each task told once
+
+
+class SameForAll(Recorder):
+    """Fails every call with an error that is the same for each task: a project's bad extra_params value."""
+
+    def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
+        self.chunks.append([t.id for t in tasks])
+        raise RequestError("extra_params.prompts must map labels to prompts")
+
+
+def test_an_error_the_same_for_every_task_fails_them_all_without_retrying_each(ctx):
+    backend = SameForAll(ctx.settings)
+    tasks = [Task(id=i, data={"t": "x"}) for i in range(4)]
+    heard: list[int] = []
+    out = run_backend(backend, tasks, ctx, lambda i, p: heard.append(i))
+    assert backend.chunks == [[0, 1, 2], [3]]  # one call per chunk, no task predicted alone
+    assert [p.error for p in out] == ["extra_params.prompts must map labels to prompts"] * 4
+    assert heard == [0, 1, 2, 3]

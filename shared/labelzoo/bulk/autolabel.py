@@ -27,6 +27,7 @@ from labelzoo.bulk.lsapi import BulkApi, annotated, has_version, prediction_id
 from labelzoo.bulk.store import ChunkCounts
 from labelzoo.calibration import CONFIDENCE, MIN_SUPPORT, Estimate, at_threshold, choose_threshold
 from labelzoo.errors import BadRequest
+from labelzoo.results import restricted
 from labelzoo.store.autolabels import AutoLabels, Recogniser, result_hash
 
 log = logging.getLogger("labelzoo.bulk")
@@ -94,12 +95,6 @@ def sure(item: Mapping[str, Any], threshold: float) -> bool:
     return bool(item.get("result")) and task_score(item) >= threshold
 
 
-def restricted(result: Iterable[Any], controls: Collection[str]) -> list[Mapping[str, Any]]:
-    """The result items of the ``controls`` the backend fills (a relation goes with them: it names no control)."""
-    return [r for r in result if isinstance(r, Mapping) and (r.get("from_name") in controls
-                                                             or r.get("type") == "relation")]
-
-
 def human_result(task: Mapping[str, Any], is_auto: Recogniser) -> Sequence[Mapping[str, Any]] | None:
     """The result of the task's human annotation: its ground truth, else its newest one that was not skipped and
     not made by auto-labelling; None without such an annotation."""
@@ -138,15 +133,16 @@ def held_out_tasks(pages: Iterable[Sequence[Mapping[str, Any]]], trained_on: Col
 
 def held_out_pairs(held_out: Sequence[HeldOut], predict: PredictFn, agrees: Agrees, controls: Collection[str],
                    batch: int = 64) -> list[tuple[float, bool]]:
-    """``(task score, shown result equals the human one)`` for each held-out task that was predicted."""
+    """``(task score, shown result equals the human one)`` for each held-out task that was predicted with a
+    result that says something: only such a task can be auto-labelled (:func:`sure`), so only such tasks say
+    how precise a threshold is. A task shown nothing goes to review whatever its score."""
     pairs = []
     for start in range(0, len(held_out), batch):
         part = held_out[start:start + batch]
         for example, item in zip(part, predict([h.task for h in part]), strict=True):
-            if "result" not in item:
-                continue  # a task the backend could not predict is not evidence either way
-            shown = restricted(item["result"], controls)
-            pairs.append((task_score(item), bool(shown) and agrees(shown, restricted(example.human, controls))))
+            shown = restricted(item.get("result") or (), controls)
+            if shown:  # a task the backend could not predict, or showed nothing for, is no evidence either way
+                pairs.append((task_score(item), agrees(shown, restricted(example.human, controls))))
     return pairs
 
 

@@ -4,7 +4,8 @@ The base model is loaded in a background thread at start-up, so ``/health`` answ
 weights load. A project's trained version is loaded on first use; concurrent requests for the same
 version wait for one load instead of starting several. A failed load is forgotten once reported, so the
 next request tries again; its ``on_failure`` callback (the quarantine check) runs once per failed load,
-before the waiting requests are told.
+before the waiting requests are told. A trained version's task-score map (:mod:`labelzoo.scoremap`) is read
+with its weights, unless ``CALIBRATE_TASK_SCORES=false``.
 
 Each load is timed in ``labelzoo_model_load_seconds`` (by kind, base or trained, and outcome); the base
 model's state is ``labelzoo_model_state`` and ``labelzoo_model_ready`` (:mod:`labelzoo.observability`).
@@ -23,6 +24,7 @@ from pathlib import Path
 from labelzoo.backend import Backend
 from labelzoo.errors import NotReady
 from labelzoo.observability import core_metrics, set_base_model_state
+from labelzoo.scoremap import ScoreMap
 from labelzoo.settings import Settings
 
 log = logging.getLogger("labelzoo.models")
@@ -53,6 +55,8 @@ class _Slot:
             set_base_model_state("loading")
         try:
             self.instance.load()
+            if self.instance.settings.calibrate_task_scores:
+                self.instance.task_scores = ScoreMap.read(self.instance.weights)
             notices = tuple(self.instance.notices())
         except Exception as exc:  # the error is reported by /health and by every predict
             log.exception("loading %s failed", type(self.instance).__name__)

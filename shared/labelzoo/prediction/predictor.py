@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from labelzoo import results
 from labelzoo.backend import Backend, PredictContext, Prediction, Task
-from labelzoo.errors import LabelzooError
+from labelzoo.errors import LabelConfigError, LabelzooError, RequestError
 from labelzoo.finished import OnFinished, listening
 from labelzoo.prediction.gate import PredictGate
+from labelzoo.scoremap import ScoreMap
 
 log = logging.getLogger("labelzoo.predict")
 
@@ -26,8 +28,9 @@ def run_backend(
     gate: PredictGate | None = None,
 ) -> list[Prediction]:
     """Predict every task, ``backend.batch_size`` per call; a failing call is retried task by task so one bad
-    task costs only itself. With a ``gate``, each call waits for one of the process's compute slots and runs on
-    that slot's thread.
+    task costs only itself, unless it raised :class:`~labelzoo.errors.RequestError` or a label config error
+    (the same for every task): then all its tasks not yet reported fail with that message. With a ``gate``,
+    each call waits for one of the process's compute slots and runs on that slot's thread.
 
     ``on_finished(index, prediction)`` hears of each task (``index`` in ``tasks``) as soon as it is done: when the
     backend reports it before its call returns (:mod:`labelzoo.finished`), else when the call returns. A call
@@ -50,13 +53,15 @@ def _from(start: int, on_finished: OnFinished | None) -> OnFinished:
 
 def _run_call(backend: Backend, tasks: Sequence[Task], ctx: PredictContext, on_finished: OnFinished
               ) -> list[Prediction]:  # fmt: skip
-    """One ``backend.predict`` call, each task told to ``on_finished`` once."""
+    """One ``backend.predict`` call, each task told to ``on_finished`` once, with its task score mapped by the
+    version's :attr:`~labelzoo.backend.Backend.task_scores`."""
     reported: dict[int, Prediction] = {}
+    mapped = partial(_mapped, backend.task_scores)
 
     def heard(index: int, prediction: Prediction) -> None:
         if 0 <= index < len(tasks) and index not in reported:
             reported[index] = prediction
-            on_finished(index, prediction)
+            on_finished(index, mapped(prediction))
 
     try:
         with listening(heard):
@@ -65,6 +70,9 @@ def _run_call(backend: Backend, tasks: Sequence[Task], ctx: PredictContext, on_f
             raise LabelzooError(
                 f"{type(backend).__name__}.predict returned {len(predictions)} predictions for {len(tasks)} tasks"
             )
+    except (RequestError, LabelConfigError) as exc:  # wrong for every task: retrying them one by one cannot help
+        log.warning("%d tasks failed: %s", len(tasks) - len(reported), exc.message)
+        predictions = [reported[i] if i in reported else Prediction.failed(exc.message) for i in range(len(tasks))]
     except Exception as exc:
         if len(tasks) == 1 and not reported:
             _log_failure(tasks[0], exc)
@@ -78,7 +86,14 @@ def _run_call(backend: Backend, tasks: Sequence[Task], ctx: PredictContext, on_f
                 heard(i, predictions[-1])
     for i, prediction in enumerate(predictions):
         heard(i, prediction)
-    return predictions
+    return [mapped(p) for p in predictions]
+
+
+def _mapped(scores: ScoreMap, prediction: Prediction) -> Prediction:
+    """``prediction`` with its task score mapped; its regions' scores are the model's own."""
+    if scores.is_identity or prediction.score is None:
+        return prediction
+    return replace(prediction, score=scores(prediction.score))
 
 
 def _predict_one(backend: Backend, task: Task, ctx: PredictContext) -> Prediction:

@@ -106,18 +106,14 @@ class PredictionService:
     # label config ----------------------------------------------------------------------------
     def assignments(self, config: LabelConfig) -> list[Assignment]:
         """The controls to fill; a config with none this backend can fill is an error, naming what it fills."""
-        matching = [
-            Assignment(control, obj)
-            for control in config.controls.values()
-            for obj in control.objects
-            if self.backend_cls.serves(control.tag, obj.tag)
-        ]
+        matching = [Assignment(control, obj) for control in config.controls.values() for obj in control.objects
+                    if self.backend_cls.serves(control.tag, obj.tag)]
         if not matching:
             wanted = ", ".join(str(t) for t in self.backend_cls.targets) or "nothing"
             raise LabelConfigError(
                 f"the label config has no control the {self.backend_name!r} backend can fill: it labels {wanted}"
             )
-        return [a for a in matching if not a.control.model_skip]
+        return [Assignment(control, obj) for control, obj in self.backend_cls.fills(config)]
 
     def label_report(self, config: LabelConfig) -> list[dict[str, Any]]:
         """Per control: which model labels map to which config labels, and what nobody maps."""

@@ -8,7 +8,7 @@ for the conventions every builder follows. Read annotations back with the ``read
 a mask to an image's brush and polygon controls with :func:`mask_outputs` and :func:`mask_regions`.
 """
 
-from labelzoo.results.agreement import AGREEMENT_IOU, POINT_TOLERANCE, disagreement, same_annotation
+from labelzoo.results.agreement import AGREEMENT_IOU, POINT_TOLERANCE, disagreement, restricted, same_annotation
 from labelzoo.results.errors import ResultError
 from labelzoo.results.geometry import mask_to_polygons, rotated_box_corners, simplify_polygon
 from labelzoo.results.jsonsafe import json_safe
@@ -94,6 +94,7 @@ __all__ = [
     "read_textareas",
     "rectangle",
     "relation",
+    "restricted",
     "rle_to_mask",
     "rotated_box_corners",
     "rotated_rectangle",

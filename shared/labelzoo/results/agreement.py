@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,12 @@ def disagreement(
         return "a result is nested too deeply to compare"
     except OverflowError:  # an integer beyond a float's range, where a coordinate should be
         return "a result holds a number too large to compare"
+
+
+def restricted(result: Iterable[Any], controls: Collection[str]) -> list[Mapping[str, Any]]:
+    """The result items of ``controls`` (those a backend fills); a relation goes with them: it names no control."""
+    return [r for r in result if isinstance(r, Mapping) and (r.get("from_name") in controls
+                                                             or r.get("type") == "relation")]
 
 
 def same_annotation(

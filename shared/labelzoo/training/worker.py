@@ -12,7 +12,9 @@ ones :attr:`~labelzoo.backend.FitResult.held_out` names).
 
 The child loads the backend class with :func:`labelzoo.registry.load_backend`, builds
 :class:`~labelzoo.backend.TrainingData`, creates the parent version's instance, calls ``load()`` and
-``fit()``. The exception and its traceback go to stderr, which is the job's log file.
+``fit()``; when the new weights are to be promoted, it loads them and fits their task-score map on the
+held-out tasks (:mod:`labelzoo.training.calibrate`). The exception and its traceback go to stderr, which is
+the job's log file.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def _train(
     from labelzoo.labelconfig import parse_label_config
     from labelzoo.media import MediaResolver
     from labelzoo.registry import load_backend
+    from labelzoo.training.calibrate import calibrate
 
     spec = json.loads(Path(args.spec_path).read_text(encoding="utf-8"))
     backend = load_backend(args.backend_path)
@@ -104,6 +107,9 @@ def _train(
     result = model.fit(data, ctx)
     if not isinstance(result, FitResult):
         raise TypeError(f"{backend.cls.__name__}.fit() must return a FitResult, got {type(result).__name__}")
+    if result.promote:
+        del model  # the new version is loaded next, to calibrate its task scores
+        calibrate(backend.cls, args.settings, ctx.output_dir, data, result.held_out, ctx.media, logger)
     return {"promote": bool(result.promote), "metrics": _numbers(result.metrics, logger),
             "summary": str(result.summary), "trained_on": _trained_on(examples, result.held_out)}
 

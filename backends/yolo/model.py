@@ -39,12 +39,13 @@ from .kind import ControlPlan, Converter
 from .kinds import CONTROL_TAGS, DETECT, KINDS, kind_of
 from .options import OPTIONS, read_options
 from .outputs import ControlOutput, task_score
-from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, plan_control, plan_controls, unit_attr
+from .plans import DEFAULT_THRESHOLD, PLAN_ATTRIBUTES, plan_control, plan_controls, training_plans, unit_attr
 from .video import (
     TRACKING_CONF,
     VIDEO_ATTRIBUTES,
     VIDEO_TAGS,
     collect_tracks,
+    labels_control,
     timeline_regions,
     track_regions,
     tracker_file,
@@ -296,7 +297,7 @@ class Yolo(Backend):
         """Fine-tune each control's model on its annotations; keep the new weights unless they score clearly worse."""
         from .training import TrainingCancelled
 
-        planned = plan_controls(data.config, self.yolo, self.settings)
+        planned = training_plans(data.config, self.yolo, self.settings)
         plans = [plan for plan in planned if plan.trainable]
         manifest: dict[str, dict[str, Any]] = {}
         for name, trained in self.trained.items():  # controls not retrained keep their weights
@@ -335,12 +336,18 @@ class Yolo(Backend):
     ) -> dict[str, Any] | None:
         """Train one control; its manifest entry when the new weights are kept, else None."""
         from .training import fine_tune
-        from .training_data import build_dataset
+        from .training_data import build_dataset, build_video_dataset
 
         kind, name, current = plan.kind, plan.control.name, self.model_for(plan)
-        dataset = build_dataset(
-            plan, data.examples, ctx.media, workdir / "data", max_pixels=self.yolo.max_pixels, current=current
-        )
+        scored = plan  # the plan whose control's labels number the dataset's classes
+        if plan.obj.tag.lower() == "video":  # a VideoRectangle: its labels are the <Labels> on the video's
+            scored = replace(plan, control=labels_control(data.config, plan.obj))
+            dataset = build_video_dataset(plan, scored.control, data.examples, ctx.media, workdir / "data",
+                                          frames_per_video=self.yolo.video_train_frames)
+        else:
+            dataset = build_dataset(
+                plan, data.examples, ctx.media, workdir / "data", max_pixels=self.yolo.max_pixels, current=current
+            )
         if dataset is None:
             summary.append(f"{name}: too few annotations")
             return None
@@ -355,8 +362,8 @@ class Yolo(Backend):
         kind.after_training(best, dataset)
         progress(1.0, "comparing with the current model on the held-out images")
         key = kind.metric
-        new = kind.evaluate(load_model(best), plan, dataset, self.yolo)
-        old = kind.evaluate(current, plan, dataset, self.yolo)
+        new = kind.evaluate(load_model(best), scored, dataset, self.yolo)
+        old = kind.evaluate(current, scored, dataset, self.yolo)
         metrics.update({f"{name}.{k}": v for k, v in new.items()})
         metrics.update({f"{name}.previous_{k}": v for k, v in old.items()})
         decision = decide(new[key], old[key], n_held_out=len(dataset.val), metric=key)

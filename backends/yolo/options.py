@@ -50,6 +50,9 @@ OPTIONS = Options(
            "Engines); on a GPU, PyTorch. `torch`, `onnx`: that engine; `openvino`: OpenVINO, at the CPU's bf16 if "
            "that gives PyTorch's answers, else in f32 (a missing package stops the load)"),
     Option("YOLO_EPOCHS", int, None, low=1, default_doc="from the data", doc="fixed number of training epochs"),
+    Option("YOLO_VIDEO_TRAIN_FRAMES", int, 40, low=1,
+           doc="frames of each annotated video a `VideoRectangle` trains on: spread evenly over the frames its "
+           "tracks are on"),
     MAX_MEGAPIXELS,
     Option("YOLO_CONFIG_DIR", Path, default_doc="`$MODEL_DIR/ultralytics`", doc="Ultralytics' settings folder"),
 )
@@ -68,6 +71,7 @@ def read_options(settings: Settings) -> YoloOptions:
         engine=values.yolo_engine,
         engine_cache=settings.model_dir / "engines",
         epochs=values.yolo_epochs,
+        video_train_frames=values.yolo_video_train_frames,
         max_pixels=max_pixels_setting(settings),
         config_dir=values.yolo_config_dir or settings.model_dir / "ultralytics",
     )

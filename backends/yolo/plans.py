@@ -37,6 +37,13 @@ def plan_controls(config: LabelConfig, options: YoloOptions, settings: Settings)
     return [plan for plan in plans if plan is not None]
 
 
+def training_plans(config: LabelConfig, options: YoloOptions, settings: Settings) -> list[ControlPlan]:
+    """The controls a training job may train: the image controls, then each VideoRectangle (a detector trained
+    on frames of its videos; a TimelineLabels is not trained)."""
+    tracked = (plan_control(c, o, options, settings) for c, o in config.pairs("VideoRectangle", "Video"))
+    return [*plan_controls(config, options, settings), *(plan for plan in tracked if plan is not None)]
+
+
 def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, settings: Settings) -> ControlPlan | None:
     """The plan for one control (None with ``model_skip``); a LabelConfigError says what to fix."""
     if control.model_skip:

@@ -2,7 +2,8 @@
 
 Each usable annotation's image is saved at its natural size and labelled by the control's kind
 (:meth:`.kind.Kind.label`); the kind then writes the files (:meth:`.kind.Kind.write`), split into training
-and held-out images (:func:`.dataset.held_out`).
+and held-out images (:func:`.dataset.held_out`). A VideoRectangle trains on frames of its annotated videos
+(:func:`build_video_dataset`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from labelzoo.backend import TrainingExample
 from labelzoo.errors import LabelzooError
 from labelzoo.images import open_image
+from labelzoo.labelconfig import ControlTag
 from labelzoo.media import MediaResolver
+from labelzoo.results import read_video_rectangles
 from labelzoo.taskdata import media_path
 
-from .dataset import MIN_HELD_OUT, MIN_TRAIN, Dataset, Sample, choose_imgsz, held_out, safe_name
+from .dataset import MIN_HELD_OUT, MIN_TRAIN, Dataset, Names, Sample, box_line, choose_imgsz, held_out, safe_name
 from .kind import ControlPlan
+from .video import read_frames, video_info
 from .weights import YoloModel
 
 log = logging.getLogger("labelzoo.yolo")
@@ -55,6 +61,61 @@ def build_dataset(
         sample = Sample(example.task.id, path, picture.size)
         kind.label(sample, plan, example.result, names)
         samples.append(sample)
+    return _dataset(plan, root, names, samples)
+
+
+def build_video_dataset(
+    plan: ControlPlan, labels: ControlTag, examples: Sequence[TrainingExample], media: MediaResolver, root: Path,
+    *, frames_per_video: int,
+) -> Dataset | None:
+    """A VideoRectangle's dataset: up to ``frames_per_video`` frames of each annotated video, spread evenly
+    over the frames its tracks are on (read as the editor plays them: keyframes interpolated, no box after
+    a keyframe with ``enabled: false`` until the next), each with the boxes of the tracks on it, numbered by
+    the ``labels`` control on the video. A video's frames share its task id, so they fall on one side of the
+    held-out split: the new model is validated on videos it never saw."""
+    names = Names({key: i for i, key in enumerate(labels.label_keys)})
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    samples: list[Sample] = []
+    for example in examples:
+        tracks = [t for t in read_video_rectangles(example.result, plan.control, labels, plan.obj.name)
+                  if t.label in names.classes]
+        if not tracks:
+            continue
+        try:
+            path = Path(media_path(example.task, plan.obj, media))
+            count = video_info(path).frames
+            on = sorted({frame for track in tracks for frame in track.visible(count)})
+            for frame, picture in read_frames(path, _spread(on, frames_per_video)):
+                sample = Sample(example.task.id, images / f"{safe_name(str(example.task.id))}_{frame:06d}.png",
+                                picture.size)
+                picture.save(sample.image, compress_level=1)
+                sample.lines = [line for track in tracks if (box := track.box_at(frame)) is not None
+                                and (line := box_line(names.classes[track.label], _corners(box, picture.size),
+                                                      picture.size))]
+                samples.append(sample)
+        except LabelzooError as exc:
+            log.warning("%s: task %s left out of training: %s", plan.where, example.task.id, exc.message)
+    return _dataset(plan, root, names, samples)
+
+
+def _spread(frames: Sequence[int], n: int) -> list[int]:
+    """At most ``n`` of ``frames``, evenly spread from the first to the last."""
+    if len(frames) <= n:
+        return list(frames)
+    return sorted({frames[round(i * (len(frames) - 1) / max(n - 1, 1))] for i in range(n)})
+
+
+def _corners(box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    """The pixel corners of a box in percent of an image of ``size``."""
+    x, y, w, h = (value * size[i % 2] / 100 for i, value in enumerate(box))
+    return np.array([[x, y], [x + w, y + h]])
+
+
+def _dataset(plan: ControlPlan, root: Path, names: Names, samples: list[Sample]) -> Dataset | None:
+    """The samples split and written as the control's kind trains from them; None (with a log line) when there
+    is too little to learn from."""
+    kind = plan.kind
     labelled = [s for s in samples if s.lines or s.label is not None]
     if len(samples) < MIN_TRAIN + MIN_HELD_OUT or not labelled or not names.classes:
         log.warning(

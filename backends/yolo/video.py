@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from PIL import Image
 
 from labelzoo.errors import LabelConfigError, MediaError
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
@@ -112,11 +113,36 @@ def _typed(raw: str, default: Any, name: str, control: ControlTag) -> Any:
 
 def video_labels(config: LabelConfig, obj: ObjectTag, model_names: dict[int, str]) -> LabelMap:
     """Model class → config label, from the ``<Labels>`` controls on the video (``predicted_values`` honoured)."""
+    return build_label_map(labels_control(config, obj), model_names.values())
+
+
+def labels_control(config: LabelConfig, obj: ObjectTag) -> ControlTag:
+    """The ``<Labels>`` on the video, where its VideoRectangle takes its labels from."""
     for control in config.controls.values():
         if control.tag.lower() == "labels" and obj.name in control.to_names:
-            return build_label_map(control, model_names.values())
+            return control
     raise LabelConfigError(f'<Video name="{obj.name}"> has no <Labels toName="{obj.name}">: a VideoRectangle takes '
                            "its labels from one")
+
+
+def read_frames(path: Path, frames: Iterable[int]) -> Iterator[tuple[int, Image.Image]]:
+    """The video's 1-based ``frames`` as RGB images, decoded in order one at a time (bounded memory)."""
+    import cv2
+
+    wanted = sorted(set(frames))
+    capture = cv2.VideoCapture(str(path))
+    try:
+        frame = 0
+        for target in wanted:
+            while frame < target:
+                if not capture.grab():
+                    return  # the file holds fewer frames than it said
+                frame += 1
+            ok, bgr = capture.retrieve()
+            if ok:
+                yield frame, Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
 
 
 @dataclass

@@ -231,3 +231,42 @@ def test_pixel_conversions_need_a_size_when_the_item_has_none() -> None:
     with pytest.raises(ResultError, match="pass the natural image size"):
         read.box()
     assert read.box((100, 100)) == pytest.approx((10, 10, 50, 50))
+
+
+VIDEO = parse_label_config("""<View>
+  <Labels name="videoLabels" toName="video"><Label value="Car" predicted_values="car"/></Labels>
+  <Video name="video" value="$video"/>
+  <VideoRectangle name="track" toName="video"/>
+</View>""")
+
+
+def test_a_video_track_reads_back_as_the_editor_plays_it() -> None:
+    from labelzoo.results import Keyframe, read_video_rectangles, video_rectangle
+
+    pixels = [Keyframe(1, (10, 20, 40, 30)), Keyframe(11, (30, 40, 40, 30), enabled=False),
+              Keyframe(21, (50, 20, 60, 30)), Keyframe(31, (70, 20, 60, 30))]
+    item = video_rectangle("track", "video", keyframes=pixels, frame_size=(200, 100), fps=10, frames_count=40,
+                           labels=["car"])
+    other = {**item, "from_name": "another"}
+    (track,) = read_video_rectangles([item, other], VIDEO.control("track"), VIDEO.control("videoLabels"))
+    assert track.label == "Car" and [k.frame for k in track.keyframes] == [1, 11, 21, 31]
+    assert track.box_at(1) == pytest.approx((5.0, 20.0, 20.0, 30.0))  # percent of the 200 x 100 frame
+    assert track.box_at(6) == pytest.approx((10.0, 30.0, 20.0, 30.0))  # half way to the next keyframe
+    assert track.box_at(11) == pytest.approx((15.0, 40.0, 20.0, 30.0))  # drawn on its keyframe, then gone
+    assert track.box_at(12) is None and track.box_at(20) is None
+    assert track.box_at(26) == pytest.approx((30.0, 20.0, 30.0, 30.0))
+    assert track.box_at(40) == pytest.approx((35.0, 20.0, 30.0, 30.0))  # an open end stays to the last frame
+    assert track.box_at(0) is None
+    assert track.visible(40) == [*range(1, 12), *range(21, 41)]
+
+
+def test_bad_video_keyframes_are_left_out() -> None:
+    from labelzoo.results import read_video_rectangles
+
+    box = {"x": 1, "y": 2, "width": 3, "height": 4}
+    sequence = [{"frame": 0, **box}, {"frame": 2.5, **box}, {"frame": 3, **box, "x": "a"}, {"frame": 4, **box}]
+    item = {"from_name": "track", "to_name": "video", "type": "videorectangle",
+            "value": {"labels": ["Car"], "sequence": sequence}}
+    (track,) = read_video_rectangles([item, {**item, "value": {"sequence": []}}], VIDEO.control("track"),
+                                     VIDEO.control("videoLabels"))
+    assert [k.frame for k in track.keyframes] == [4] and track.box_at(9) == (1, 2, 3, 4)

@@ -22,6 +22,8 @@ from labelzoo.results.readers import (
     RectangleRegion,
     SpanRegion,
     TextAreaRegion,
+    TrackKeyframe,
+    VideoTrackRegion,
     label_key,
     read_brushes,
     read_choices,
@@ -30,6 +32,7 @@ from labelzoo.results.readers import (
     read_rectangles,
     read_spans,
     read_textareas,
+    read_video_rectangles,
 )
 from labelzoo.results.regions import (
     Keyframe,
@@ -68,6 +71,8 @@ __all__ = [
     "ResultError",
     "SpanRegion",
     "TextAreaRegion",
+    "TrackKeyframe",
+    "VideoTrackRegion",
     "audio_segment",
     "audio_segment_with_text",
     "brush",
@@ -92,6 +97,7 @@ __all__ = [
     "read_rectangles",
     "read_spans",
     "read_textareas",
+    "read_video_rectangles",
     "rectangle",
     "relation",
     "restricted",

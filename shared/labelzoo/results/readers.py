@@ -199,6 +199,48 @@ class TextAreaRegion(ReadRegion):
     texts: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class TrackKeyframe:
+    """One keyframe of a read video track: 1-based ``frame``, the box in percent, and whether the track goes on."""
+
+    frame: int
+    x: float
+    y: float
+    width: float
+    height: float
+    enabled: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoTrackRegion(ReadRegion):
+    """A ``videorectangle`` track, its keyframes sorted by frame, read as the editor plays it: from an enabled
+    keyframe to the next the box moves linearly; after a keyframe with ``enabled: false`` the object is gone
+    until the next keyframe; after an enabled last keyframe it stays where it is to the end of the video."""
+
+    keyframes: tuple[TrackKeyframe, ...]
+
+    def box_at(self, frame: int) -> tuple[float, float, float, float] | None:
+        """(x, y, w, h) in percent at 1-based ``frame``, or None when the object is not on it."""
+        before = [k for k in self.keyframes if k.frame <= frame]
+        if not before:
+            return None
+        last = before[-1]
+        if last.frame == frame:
+            return last.x, last.y, last.width, last.height
+        if not last.enabled:
+            return None
+        after = next((k for k in self.keyframes if k.frame > frame), None)
+        if after is None:
+            return last.x, last.y, last.width, last.height
+        t = (frame - last.frame) / (after.frame - last.frame)
+        return tuple(a + (b - a) * t for a, b in zip((last.x, last.y, last.width, last.height),
+                                                   (after.x, after.y, after.width, after.height), strict=True))
+
+    def visible(self, frames: int) -> list[int]:
+        """The 1-based frames (of a video of ``frames``) the object is on."""
+        return [f for f in range(1, frames + 1) if self.box_at(f) is not None]
+
+
 # --- readers -------------------------------------------------------------------------------------
 
 
@@ -327,6 +369,26 @@ def read_textareas(
         if texts is None:
             continue
         found.append(TextAreaRegion(**_common(item, control, []), texts=tuple(t for t in texts if isinstance(t, str))))
+    return found
+
+
+def read_video_rectangles(
+    result: Sequence[Any], control: ControlTag | None, labels: ControlTag | None = None, to_name: str | None = None
+) -> list[VideoTrackRegion]:
+    """The tracks ``control`` (a VideoRectangle) made, their labels resolved by ``labels`` (the ``<Labels>`` on
+    the same video, where a VideoRectangle takes them from). A keyframe without a whole-number ``frame`` >= 1 or
+    finite box numbers is left out, and a track without keyframes too."""
+    found = []
+    for item, value in _items(result, control, to_name, ("videorectangle",)):
+        keyframes = {}
+        for raw in value.get("sequence") or ():
+            frame = raw.get("frame") if isinstance(raw, Mapping) else None
+            numbers = _numbers(raw, ("x", "y", "width", "height")) if isinstance(raw, Mapping) else None
+            if isinstance(frame, int) and not isinstance(frame, bool) and frame >= 1 and numbers is not None:
+                keyframes[frame] = TrackKeyframe(frame, *numbers, enabled=raw.get("enabled", True) is not False)
+        if keyframes:
+            found.append(VideoTrackRegion(**_common(item, labels, _label_list(item, value)),
+                                          keyframes=tuple(keyframes[f] for f in sorted(keyframes))))
     return found
 
 

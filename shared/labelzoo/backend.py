@@ -93,6 +93,8 @@ class PredictContext:
     params: Mapping[str, Any] = field(default_factory=dict)  # the project's extra_params
     prompt: Mapping[str, Any] | None = None  # params.context of an interactive request
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("labelzoo.backend"))
+    #: the map the core applies to the task scores (:mod:`labelzoo.scoremap`); the backend never needs it
+    task_scores: ScoreMap = IDENTITY
 
     @property
     def interactive(self) -> bool:
@@ -217,7 +219,7 @@ class Backend(ABC):
     #: on a control it fills is named in ``/setup``'s warnings (:meth:`ignored_attribute`)
     control_attributes: ClassVar[tuple[str, ...]] = ()
 
-    #: the map the core applies to this instance's task scores (:mod:`labelzoo.scoremap`): set when a trained
+    #: the task-score map stored with this instance's version (:mod:`labelzoo.scoremap`), read when a trained
     #: version is loaded; the identity for the base model
     task_scores: ScoreMap = IDENTITY
 

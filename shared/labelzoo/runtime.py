@@ -26,7 +26,7 @@ from labelzoo.prediction import ModelPool, PredictionService
 from labelzoo.prediction.gate import PredictGate
 from labelzoo.registry import BackendSpec
 from labelzoo.settings import Settings
-from labelzoo.store import ProjectParams, open_writable_store, store_problem
+from labelzoo.store import ProjectParams, ScoreMaps, open_writable_store, store_problem
 from labelzoo.training import TrainingService
 
 log = logging.getLogger("labelzoo.runtime")
@@ -43,16 +43,18 @@ class Runtime:
         api_client = self.client if self.client is not None and self.client.has_credentials else None
         self.media = MediaResolver(settings.media, client=self.client)
         self.params = ProjectParams(self.db)
+        self.score_maps = ScoreMaps(self.db)
         self.models = ModelPool(spec.cls, settings)
         self.gate = PredictGate.for_threads(settings.threads, settings.predict_concurrency)
         self.training = TrainingService(settings, spec, base_version=self.models.base.base_version, db=self.db,
                                         client=api_client)
         self.prediction = PredictionService(spec.name, self.models, settings, media=self.media, params=self.params,
-                                            versions=self.training, gate=self.gate)
+                                            score_maps=self.score_maps, versions=self.training, gate=self.gate)
         self.bulk = BulkService(spec, settings, db=self.db, client=api_client, predictions=self.prediction,
                                 versions=self.training)
         self.prediction.handoffs = self.bulk
         self.training.on_promotion(self.bulk.refresh_after_promotion)
+        self.training.on_start_without_fit(self.bulk.calibrate_on_request)
         self.label_studio: dict[str, Any] = {"configured": self.client is not None}
 
     # lifecycle -------------------------------------------------------------------------------

@@ -13,8 +13,12 @@ stays close to the raw score, with many the tasks decide. ``a`` is kept at or ab
 map never ties or reverses tasks: uncertainty sampling picks the same tasks within a version; only the numbers
 become probabilities. The map changes task scores only; region scores stay the model's own.
 
-The map is stored as JSON beside the version's weights (:data:`FILE_NAME`); a version without one (the base
-model, a version trained before maps existed, one with no held-out tasks) serves its raw scores.
+The map is stored as JSON beside the version's weights (:data:`FILE_NAME`). A version that never trained on a
+project (the base model, and every version of a backend that does not learn) gets a map per project from a
+calibration job instead (``POST /bulk`` with ``calibrate``, or "Start Training" on a backend that does not learn:
+every human annotation of the project is held out for it), kept in the store (:class:`labelzoo.store.ScoreMaps`).
+A project's map of a version wins over the one in its folder, being fitted on more tasks. A version with
+neither serves its raw scores.
 """
 
 from __future__ import annotations
@@ -99,26 +103,38 @@ class ScoreMap:
         return (f"task scores calibrated on {self.tasks} held-out tasks ({self.right} right): "
                 f"P(right) = sigmoid({self.a:.3f} * logit(score) {'+' if self.b >= 0 else '-'} {abs(self.b):.3f})")
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> ScoreMap:
+        """The map in ``raw`` (as :meth:`to_json` wrote it); the identity, logged, when it cannot be used: the
+        version still serves, with its raw scores. ``where`` names the source in the log line."""
+        try:
+            found = cls(float(raw["a"]), float(raw["b"]), int(raw["tasks"]), int(raw["right"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("%s cannot be read (%s: %s); serving raw task scores", where, type(exc).__name__, exc)
+            return IDENTITY
+        if not (math.isfinite(found.a) and math.isfinite(found.b)) or found.a < 0:
+            log.warning("%s holds no usable map (a=%s, b=%s); serving raw task scores", where, found.a, found.b)
+            return IDENTITY
+        return found
+
     def save(self, folder: Path) -> None:
-        (folder / FILE_NAME).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        (folder / FILE_NAME).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def read(cls, folder: Path | None) -> ScoreMap:
-        """The map stored in a version's folder; the identity without one, or with one that cannot be read
-        (logged: the version still serves, with its raw scores)."""
+        """The map stored in a version's folder; the identity without one, or with one that cannot be read."""
         path = None if folder is None else folder / FILE_NAME
         if path is None or not path.is_file():
             return IDENTITY
         try:
             raw: Any = json.loads(path.read_text(encoding="utf-8"))
-            found = cls(float(raw["a"]), float(raw["b"]), int(raw["tasks"]), int(raw["right"]))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("%s cannot be read (%s: %s); serving raw task scores", path, type(exc).__name__, exc)
             return IDENTITY
-        if not (math.isfinite(found.a) and math.isfinite(found.b)) or found.a < 0:
-            log.warning("%s holds no usable map (a=%s, b=%s); serving raw task scores", path, found.a, found.b)
-            return IDENTITY
-        return found
+        return cls.from_json(raw, str(path))
 
 
 IDENTITY = ScoreMap()

@@ -94,11 +94,11 @@ def test_the_core_maps_task_scores_only_and_tells_listeners_the_mapped_score(tmp
     settings = Settings.from_env({"MODEL_DIR": str(tmp_path), "MEDIA_CACHE_DIR": str(tmp_path / "c")})
     config = parse_label_config('<View><Text name="t" value="$t"/><Choices name="c" toName="t">'
                                 '<Choice value="A"/></Choices></View>')
+    scores = ScoreMap(a=2.0, b=-1.0, tasks=50, right=30)
     ctx = PredictContext(project="1", config=config, media=MediaResolver(settings.media), settings=settings,
-                         model_version="scored")
-    backend = Scored(settings)
-    backend.task_scores = ScoreMap(a=2.0, b=-1.0, tasks=50, right=30)
+                         model_version="scored", task_scores=scores)
     heard: list[float | None] = []
-    out = run_backend(backend, [Task(id=i, data={"t": "x"}) for i in range(3)], ctx, lambda i, p: heard.append(p.score))
-    assert [p.score for p in out] == heard == [pytest.approx(backend.task_scores(0.9))] * 3
+    out = run_backend(Scored(settings), [Task(id=i, data={"t": "x"}) for i in range(3)], ctx,
+                      lambda i, p: heard.append(p.score))
+    assert [p.score for p in out] == heard == [pytest.approx(scores(0.9))] * 3
     assert all(p.result[0]["score"] == 0.9 for p in out)  # the region's score is the model's

@@ -132,16 +132,19 @@ def held_out_tasks(pages: Iterable[Sequence[Mapping[str, Any]]], trained_on: Col
 
 
 def held_out_pairs(held_out: Sequence[HeldOut], predict: PredictFn, agrees: Agrees, controls: Collection[str],
-                   batch: int = 64) -> list[tuple[float, bool]]:
+                   batch: int = 64, *, shown_only: bool = True) -> list[tuple[float, bool]]:
     """``(task score, shown result equals the human one)`` for each held-out task that was predicted with a
     result that says something: only such a task can be auto-labelled (:func:`sure`), so only such tasks say
-    how precise a threshold is. A task shown nothing goes to review whatever its score."""
+    how precise a threshold is (a task shown nothing goes to review whatever its score). ``shown_only=False``
+    (calibration): every task predicted with a score, an empty result being right when the human's is empty."""
     pairs = []
     for start in range(0, len(held_out), batch):
         part = held_out[start:start + batch]
         for example, item in zip(part, predict([h.task for h in part]), strict=True):
-            shown = restricted(item.get("result") or (), controls)
-            if shown:  # a task the backend could not predict, or showed nothing for, is no evidence either way
+            if "result" not in item or (not shown_only and item.get("score") is None):
+                continue  # a task the backend could not predict, or did not score, is no evidence either way
+            shown = restricted(item["result"], controls)
+            if shown or not shown_only:
                 pairs.append((task_score(item), agrees(shown, restricted(example.human, controls))))
     return pairs
 

@@ -112,6 +112,7 @@ def rq_predict_chunk(spec: Mapping[str, Any]) -> dict[str, Any]:
     from labelzoo.prediction import ModelPool, run_backend, to_json
     from labelzoo.registry import load_backend
     from labelzoo.rq_worker import worker_settings
+    from labelzoo.scoremap import IDENTITY, ScoreMap
 
     settings = worker_settings()
     client = label_studio_client(settings.media)
@@ -125,10 +126,12 @@ def rq_predict_chunk(spec: Mapping[str, Any]) -> dict[str, Any]:
     if weights is None:
         model.start()
     instance = model.get(version, weights, wait=600)
+    fitted = spec.get("task_scores")  # the project's map, fitted by a calibration job
+    scores = ScoreMap.from_json(fitted, f"the task-score map of {version}") if fitted else instance.task_scores
     ctx = PredictContext(project=spec["project"], config=parse_label_config_cached(
                              spec["label_config"], max_bytes=settings.label_config_max_bytes),
                          media=MediaResolver(settings.media, client=client), settings=settings, model_version=version,
-                         params=spec["params"])
+                         params=spec["params"], task_scores=scores if settings.calibrate_task_scores else IDENTITY)
     api = BulkApi(client, rate_limit=settings.bulk_rate_limit, retries=settings.bulk_retries)
     try:
         report = run_chunk(api, lambda tasks: [to_json(p, version) for p in run_backend(instance, tasks, ctx)],

@@ -38,6 +38,7 @@ from labelzoo.media import LabelStudioClient
 from labelzoo.prediction import PredictionService, VersionSource, run_backend, to_json
 from labelzoo.protocol import project_key
 from labelzoo.registry import BackendSpec
+from labelzoo.scoremap import IDENTITY, ScoreMap
 from labelzoo.settings import Settings
 from labelzoo.store import Database
 from labelzoo.store.autolabels import AutoLabels
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("labelzoo.bulk")
 
 JOB_LOAD_WAIT = 600.0  # a job may wait this long for its model version to load
+MIN_CALIBRATION_TASKS = 10  # held-out tasks a calibration job needs before it fits a map
 POLL_SECONDS = 0.5  # how often an RQ job's chunks are checked
 STOP_WAIT = 10.0  # how long close() waits for job threads to reach a chunk boundary
 NO_CREDENTIALS = (
@@ -88,12 +90,13 @@ class BulkService:
         self._threads: list[threading.Thread] = []
 
     # API of the server and the CLI -----------------------------------------------------------
-    def start(self, project: Any, auto_label: AutoLabelOptions | None = None) -> tuple[dict[str, Any], bool]:
-        """``POST /bulk``: a project (or auto-label) job in the background; the running one of that kind if there
-        is one (False)."""
+    def start(self, project: Any, auto_label: AutoLabelOptions | None = None, *, calibrate: bool = False
+              ) -> tuple[dict[str, Any], bool]:  # fmt: skip
+        """``POST /bulk``: a project, auto-label or calibration job in the background; the running one of that
+        kind if there is one (False)."""
         key = project_key(project)
         self._require_api()
-        kind = "project" if auto_label is None else "autolabel"
+        kind = "calibrate" if calibrate else "project" if auto_label is None else "autolabel"
         for job in self.store.list(key):
             if job.kind == kind and job.status in ("queued", "running"):
                 return self.job(job.id), False
@@ -102,6 +105,14 @@ class BulkService:
                                 options=None if auto_label is None else auto_label.to_json())
         self._spawn(job.id)
         return self.job(job.id), True
+
+    def calibrate_on_request(self, project: str) -> str | None:
+        """"Start Training" on a backend that does not learn: a calibration job (the running one, if any); its id,
+        or None when Label Studio's API cannot be reached (no credentials) or calibration is off."""
+        if self.api is None or not self.settings.calibrate_task_scores:
+            return None
+        job, _ = self.start(project, calibrate=True)
+        return str(job["id"])
 
     def refresh_after_promotion(self, project: str, version: str) -> dict[str, Any] | None:
         """A *refresh* job: the project's unlabelled tasks predicted with the version just promoted and posted, so
@@ -269,6 +280,8 @@ class BulkService:
         job = self.store.get(job_id)
         if job is not None and job.kind == "autolabel":
             message = self._autolabel_message(job, counts)
+        elif job is not None and job.kind == "calibrate":
+            message = str((job.report or {}).get("summary"))
         else:
             message = (f"{counts['posted']} predictions posted to Label Studio, {counts['skipped']} tasks skipped "
                        f"(already predicted with this version, or deleted), {counts['failed']} failed")
@@ -297,9 +310,12 @@ class BulkService:
         config = parse_label_config_cached(label_config, max_bytes=self.settings.label_config_max_bytes)
         assignments = self.predictions.assignments(config)  # fails early on a config it cannot fill
         self.store.set_label_config(job.id, label_config)
+        controls = {a.control.name for a in assignments}
         if job.kind == "autolabel":
-            controls = {a.control.name for a in assignments}
             self._plan_autolabel(replace(job, label_config=label_config), controls, on_page)
+            return
+        if job.kind == "calibrate":
+            self._calibrate(replace(job, label_config=label_config), controls)
             return
         self.store.set_message(job.id, "listing the project's tasks")
         if job.kind == "refresh":
@@ -343,10 +359,39 @@ class BulkService:
         self.store.plan(job.id, job.project, chunks, project_tasks=project_tasks)
         self.store.set_message(job.id, "auto-labelling")
 
-    def _predict_fn(self, job: BulkJob) -> PredictFn:
+    def _calibrate(self, job: BulkJob, controls: set[str]) -> None:
+        """Fit the project's task-score map of the version on the human annotations it did not learn from
+        (:mod:`labelzoo.scoremap`) and store it; no chunks: nothing is posted to Label Studio."""
+        trained_on = self.versions.trained_on(job.project, job.model_version)
+        if trained_on is None:
+            raise BadRequest(f"{job.model_version} does not record which tasks it learnt from (it was promoted by an "
+                             "earlier labelzoo), so it cannot be measured on the others: train a new version")
+        self.store.set_message(job.id, "predicting the human-annotated tasks the version did not learn from")
+        held_out = autolabel.held_out_tasks(self._require_api().annotation_pages(job.project), trained_on,
+                                            self.autolabels, job.project)
+        backend, _ = self.predictions.context(job.project, job.label_config or "", version=job.model_version,
+                                              wait=JOB_LOAD_WAIT)
+        pairs = autolabel.held_out_pairs(held_out, self._predict_fn(job, raw=True), backend.agrees, controls,
+                                         shown_only=False)
+        if held_out and not pairs:
+            raise BadRequest(f"{job.model_version} scored none of the {len(held_out)} human-annotated tasks it did "
+                             "not learn from (a backend that only answers prompts has nothing to calibrate)")
+        if len(pairs) < MIN_CALIBRATION_TASKS:
+            raise BadRequest(f"{len(pairs)} human-annotated tasks that {job.model_version} did not learn from were "
+                             f"predicted with a score; calibrating needs {MIN_CALIBRATION_TASKS}: annotate more")
+        scores = ScoreMap.fit(pairs)
+        self.predictions.score_maps.put(job.project, job.model_version, scores)
+        log.info("bulk job %s (project %s, %s): %s", job.id, job.project, job.model_version, scores.describe())
+        self.store.update_report(job.id, score_map=scores.to_json(), summary=scores.describe())
+        self.store.plan(job.id, job.project, [], project_tasks=0)
+
+    def _predict_fn(self, job: BulkJob, *, raw: bool = False) -> PredictFn:
+        """The job's predictions as Label Studio gets them; ``raw``: with the model's own task scores."""
         assert job.label_config is not None
         backend, ctx = self.predictions.context(job.project, job.label_config, version=job.model_version,
                                             wait=JOB_LOAD_WAIT)
+        if raw:
+            ctx = replace(ctx, task_scores=IDENTITY)
         gate = self.predictions.gate  # the process's compute slots, shared with /predict (prompts first)
         return lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(backend, tasks, ctx, gate=gate)]
 
@@ -427,6 +472,7 @@ class BulkService:
         """What a worker needs besides the chunk's task ids (see :func:`labelzoo.bulk.rq.rq_predict_chunk`)."""
         weights = self.versions.version_dir(job.project, job.model_version)
         model_dir = self.settings.model_dir.resolve()
+        fitted = self.predictions.score_maps.get(job.project, job.model_version)
         return {
             "project": job.project,
             "model_version": job.model_version,
@@ -435,6 +481,7 @@ class BulkService:
             "backend_name": self.spec.name,
             "backend_path": str(self.spec.path),
             "weights": None if weights is None else str(weights.resolve().relative_to(model_dir)),
+            "task_scores": None if fitted is None else fitted.to_json(),  # else the version's own, if any
         }
 
 

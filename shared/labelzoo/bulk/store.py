@@ -142,7 +142,7 @@ class BulkStore:
         self.db.conn.execute("UPDATE bulk_jobs SET label_config = ? WHERE id = ?", (label_config, job_id))
 
     def update_report(self, job_id: str, **fields: Any) -> None:
-        """Add ``fields`` to an auto-label job's report."""
+        """Add ``fields`` to an auto-label or calibration job's report."""
         with self.db.write() as conn:
             row = conn.execute("SELECT report FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
             report = {**(json.loads(row[0]) if row and row[0] else {}), **fields}
@@ -342,4 +342,5 @@ def job_json(job: BulkJob, counts: dict[str, Any], errors: list[str]) -> dict[st
         "finished_at": iso(job.finished_at),
         "cancel_requested": job.cancel_requested,
         **({"auto_label": {**job.options, **(job.report or {})}} if job.options is not None else {}),
+        **({"calibration": job.report or {}} if job.kind == "calibrate" else {}),
     }

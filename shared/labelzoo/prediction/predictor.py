@@ -53,10 +53,10 @@ def _from(start: int, on_finished: OnFinished | None) -> OnFinished:
 
 def _run_call(backend: Backend, tasks: Sequence[Task], ctx: PredictContext, on_finished: OnFinished
               ) -> list[Prediction]:  # fmt: skip
-    """One ``backend.predict`` call, each task told to ``on_finished`` once, with its task score mapped by the
-    version's :attr:`~labelzoo.backend.Backend.task_scores`."""
+    """One ``backend.predict`` call, each task told to ``on_finished`` once, with its task score mapped by
+    ``ctx.task_scores``."""
     reported: dict[int, Prediction] = {}
-    mapped = partial(_mapped, backend.task_scores)
+    mapped = partial(_mapped, ctx.task_scores)
 
     def heard(index: int, prediction: Prediction) -> None:
         if 0 <= index < len(tasks) and index not in reported:

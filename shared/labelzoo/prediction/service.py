@@ -23,8 +23,9 @@ from labelzoo.prediction.gate import PredictGate
 from labelzoo.prediction.models import ModelPool
 from labelzoo.prediction.predictor import run_backend, to_json
 from labelzoo.protocol import PredictRequest, SetupRequest
+from labelzoo.scoremap import IDENTITY, ScoreMap
 from labelzoo.settings import Settings
-from labelzoo.store import ProjectParams
+from labelzoo.store import ProjectParams, ScoreMaps
 
 log = logging.getLogger("labelzoo.prediction")
 
@@ -63,7 +64,7 @@ class Assignment:
 class PredictionService:
     def __init__(
         self, backend_name: str, models: ModelPool, settings: Settings, *, media: MediaResolver,
-        params: ProjectParams, versions: VersionSource, handoffs: Handoffs | None = None,
+        params: ProjectParams, score_maps: ScoreMaps, versions: VersionSource, handoffs: Handoffs | None = None,
         gate: PredictGate | None = None,
     ) -> None:
         self.backend_name = backend_name
@@ -73,6 +74,7 @@ class PredictionService:
         self.settings = settings
         self.media = media
         self.params = params
+        self.score_maps = score_maps
         self.versions = versions
         self.handoffs = handoffs
         # Label Studio calls /setup on every Data Manager load: report each config's mismatches once
@@ -200,8 +202,17 @@ class PredictionService:
             model_version=version,
             params=self.params.get(project) if project else {},
             prompt=prompt,
+            task_scores=self.task_scores(project, version, backend),
         )
         return backend, ctx
+
+    def task_scores(self, project: str | None, version: str, backend: Backend) -> ScoreMap:
+        """The map of the version's task scores for the project: the one a calibration job fitted on the
+        project's annotations, else the one stored with the version, else none (``CALIBRATE_TASK_SCORES``)."""
+        if not self.settings.calibrate_task_scores:
+            return IDENTITY
+        fitted = self.score_maps.get(project, version) if project else None
+        return fitted or backend.task_scores
 
     def _model(self, project: str, version: str, wait: float) -> Backend:
         weights = self.versions.version_dir(project, version)

@@ -19,7 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from labelzoo.bulk.autolabel import AutoLabelOptions
-from labelzoo.errors import LabelzooError, Unauthorized
+from labelzoo.errors import BadRequest, LabelzooError, Unauthorized
 from labelzoo.prediction.gate import Busy
 from labelzoo.protocol import PredictRequest, SetupRequest, require_object
 from labelzoo.runtime import Runtime
@@ -149,9 +149,11 @@ def create_app(runtime: Runtime) -> Flask:
     @app.post("/bulk")
     def bulk_start() -> tuple[Response, int]:
         body = require_object(_json_body())
-        auto_label = body.get("auto_label")
+        auto_label, calibrate = body.get("auto_label"), body.get("calibrate", False)
+        if not isinstance(calibrate, bool) or (calibrate and auto_label is not None):
+            raise BadRequest("'calibrate' must be true or false, and cannot go with 'auto_label'")
         options = None if auto_label is None else AutoLabelOptions.from_json(auto_label)
-        job, created = runtime.bulk.start(body.get("project"), auto_label=options)
+        job, created = runtime.bulk.start(body.get("project"), auto_label=options, calibrate=calibrate)
         return jsonify(job), 201 if created else 200
 
     @app.get("/bulk")

@@ -2,9 +2,9 @@
 
 :func:`open_store` opens it (creating it, bringing its schema up to date and folding in the files of
 labelzoo 0.1); the services keep their own tables in it: training (annotations, versions, jobs), bulk
-(``bulk_*``) and project parameters (:class:`ProjectParams`). A server opens it with
-:func:`open_writable_store`, which refuses a ``MODEL_DIR`` that cannot be written, and reports
-:func:`store_problem` in ``/health``.
+(``bulk_*``), project parameters (:class:`ProjectParams`) and task-score maps (:class:`ScoreMaps`). A
+server opens it with :func:`open_writable_store`, which refuses a ``MODEL_DIR`` that cannot be written, and
+reports :func:`store_problem` in ``/health``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from labelzoo.errors import StoreUnavailable
 from labelzoo.store.db import Database, iso
 from labelzoo.store.legacy import fold_in_legacy_files
 from labelzoo.store.project_params import ProjectParams
+from labelzoo.store.score_maps import ScoreMaps
 from labelzoo.store.writable import check_dir
 
 DB_NAME = "labelzoo.sqlite3"
@@ -53,4 +54,6 @@ def store_problem(db: Database) -> str | None:
     return None
 
 
-__all__ = ["DB_NAME", "Database", "ProjectParams", "iso", "open_store", "open_writable_store", "store_problem"]
+__all__ = [
+    "DB_NAME", "Database", "ProjectParams", "ScoreMaps", "iso", "open_store", "open_writable_store", "store_problem",
+]

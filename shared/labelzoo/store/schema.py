@@ -167,4 +167,16 @@ AUTO_LABELS = """
     CREATE INDEX bulk_autolabels_task ON bulk_autolabels (project, task_id);
     """
 
-MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE, PREDICT_RESERVATIONS, AUTO_LABELS)
+#: task-score maps fitted on a project's human annotations (see :mod:`labelzoo.store.score_maps`)
+SCORE_MAPS = """
+    CREATE TABLE score_maps (
+        project TEXT NOT NULL,
+        version TEXT NOT NULL,
+        map TEXT NOT NULL,          -- JSON: labelzoo.scoremap.ScoreMap
+        fitted_at REAL NOT NULL,
+        PRIMARY KEY (project, version)
+    );
+    """
+
+MIGRATIONS: tuple[str, ...] = (TRAINING, PROJECT_PARAMS, BULK, QUARANTINE, PREDICT_RESERVATIONS, AUTO_LABELS,
+                               SCORE_MAPS)

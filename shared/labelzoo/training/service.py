@@ -70,6 +70,7 @@ class TrainingService:
         self.annotations = AnnotationStore(self.db)
         self.versions_store = VersionStore(self.db, self.model_dir)
         self.jobs_store = JobStore(self.db, self.model_dir)
+        self._calibrate: Callable[[str], str | None] = lambda project: None
         rq = None
         if settings.redis_url:
             from labelzoo.training.rq_queue import RQDispatcher
@@ -87,6 +88,11 @@ class TrainingService:
     def on_promotion(self, listener: Callable[[str, str], object]) -> None:
         """Tell ``listener(project, version)`` of every version this process promotes, once it serves."""
         self.runner.on_promoted = listener
+
+    def on_start_without_fit(self, calibrate: Callable[[str], str | None]) -> None:
+        """What "Start Training" does for a backend that does not learn: ``calibrate(project)`` starts a job that
+        measures the current version on the project's annotations, and names it (None: none could start)."""
+        self._calibrate = calibrate
 
     # lifecycle ---------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -172,13 +178,17 @@ class TrainingService:
     def start_training(self, project: str, reason: str = "start_training") -> dict[str, Any]:
         """Queue a job (or return the one already queued for the project)."""
         project = project_key(project)
-        with self.db.write() as conn:
-            if not self.backend.cls.can_fit():
+        if not self.backend.cls.can_fit():
+            calibration = self._calibrate(project) if reason == "start_training" else None
+            also = (f"; calibrating its task scores on the project's annotations instead (bulk job {calibration})"
+                    if calibration else "")
+            with self.db.write() as conn:
                 job = self.jobs_store.create(
                     conn, project, reason, self.runner.executor, status="skipped",
-                    message=f"the {self.backend.name!r} backend does not learn from annotations (no fit())",
+                    message=f"the {self.backend.name!r} backend does not learn from annotations (no fit()){also}",
                 )
-                return job.to_json()
+            return job.to_json()
+        with self.db.write() as conn:
             queued = self.jobs_store.queued(conn, project)
             job = queued or self.jobs_store.create(conn, project, reason, self.runner.executor)
         self.runner.wake()

@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the threshold, expected precision and coverage; write nothing")
     auto.add_argument("--undo", metavar="JOB", help="delete the annotations auto-label job JOB posted (those a "
                       "person changed since are kept)")
+    predict.add_argument("--calibrate", action="store_true",
+                         help="with --project: fit the map from the current version's task scores to the probability "
+                         "that its pre-label is right, on the project's human annotations it did not learn from; "
+                         "posts nothing (see docs/active-learning.md)")
     predict.set_defaults(func=_predict)
 
     boot = sub.add_parser("bootstrap", help="create a demo project in Label Studio and connect a backend to it")

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         return _undo(args)
     if auto_label is not None and args.project is None:
         raise LabelzooError("auto-labelling annotates a Label Studio project: give --project N")
+    if args.calibrate and (args.project is None or auto_label is not None):
+        raise LabelzooError("--calibrate measures the model on a Label Studio project's annotations: give --project N, "
+                            "and no auto-labelling options")
     if args.tasks is None and args.project is None:
         raise LabelzooError("say what to predict: --tasks FILE|FOLDER --out FILE, or --project N (Label Studio)")
     if args.tasks is not None and args.out is None:
@@ -181,7 +184,7 @@ def _project(runtime: Runtime, args: argparse.Namespace, stop: threading.Event,
     _wait_for_model(runtime)
     observer = _Observer(str(args.project))
     try:
-        job = runtime.bulk.run_here(args.project, observer, stop, auto_label=auto_label)
+        job = runtime.bulk.run_here(args.project, observer, stop, auto_label=auto_label, calibrate=args.calibrate)
     finally:
         observer.close()
     print(f"bulk job {job['id']} ({job['model_version']}): {job['status']}: {job['message']}", file=sys.stderr)

@@ -13,7 +13,7 @@ from labelzoo.store import ScoreMaps, open_store
 from tests.conftest import KEYWORD_BACKEND
 from tests.core.bulk_support import CONFIG, PROJECT, fake_ls_fixture, ls_env, wait_final  # noqa: F401
 from tests.core.fake_label_studio import FakeLabelStudio
-from tests.core.test_autolabel import held_out_project
+from tests.core.test_autolabel import held_out_project, labelzoo_predict
 from tests.core.training_support import services_fixture, wait_for  # noqa: F401 - services
 
 
@@ -80,3 +80,15 @@ def test_with_calibration_off_the_stored_map_is_not_served(fake_ls: FakeLabelStu
     assert served(client, "a cat sits score=0.95")["score"] == 0.95
     on = make_client(KEYWORD_BACKEND, **ls_env(fake_ls))
     assert served(on, "a cat sits score=0.95")["score"] == pytest.approx(ScoreMap(2.0, -1.0, 40, 20)(0.95))
+
+
+def test_the_command_line_calibrates_and_the_server_then_serves_the_map(fake_ls: FakeLabelStudio, make_client: Any,
+                                                                        tmp_path: Any) -> None:
+    held_out_project(fake_ls)
+    ran = labelzoo_predict(fake_ls, tmp_path, "--project", str(PROJECT), "--calibrate")
+    assert ran.returncode == 0, ran.stderr
+    assert "task scores calibrated on 40 held-out tasks (20 right)" in ran.stderr
+    client = make_client(KEYWORD_BACKEND, **ls_env(fake_ls))  # the same MODEL_DIR
+    assert served(client, "a cat sits score=0.95")["score"] > 0.9
+    wrong = labelzoo_predict(fake_ls, tmp_path, "--calibrate")
+    assert wrong.returncode != 0 and "--calibrate measures the model on a Label Studio project" in wrong.stderr

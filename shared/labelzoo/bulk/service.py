@@ -135,13 +135,14 @@ class BulkService:
         return self.job(job.id)
 
     def run_here(self, project: Any, observer: JobObserver | None = None, stop: threading.Event | None = None,
-                 auto_label: AutoLabelOptions | None = None) -> dict[str, Any]:
-        """``labelzoo predict --project``: a project (or auto-label) job in this process, until it ends or ``stop``
-        is set."""
+                 auto_label: AutoLabelOptions | None = None, *, calibrate: bool = False) -> dict[str, Any]:
+        """``labelzoo predict --project``: a project, auto-label or calibration job in this process, until it
+        ends or ``stop`` is set."""
         key = project_key(project)
         self._require_api()
         self.reap()
-        job = self.store.create(key, "project" if auto_label is None else "autolabel", "cli",
+        kind = "calibrate" if calibrate else "project" if auto_label is None else "autolabel"
+        job = self.store.create(key, kind, "cli",
                                 self.versions.current_version(key), runner=process_token(),
                                 options=None if auto_label is None else auto_label.to_json())
         if stop is not None:

@@ -12,15 +12,25 @@ precision reaches a target *with a stated confidence*: the lower end of the one-
 confidence (0.9 by default) must reach the target, so that the few held-out tasks a project has do not promise
 more than they show (20 right of 20 is not evidence of 0.95). Only thresholds with at least ``min_support``
 held-out tasks at or above them count. Each estimate carries its 95 % Wilson interval.
+
+The evidence for all of it, and for the task-score maps of :mod:`labelzoo.scoremap`, is the same:
+:func:`held_out_pairs` predicts tasks a version did not learn from and pairs each task score with whether the
+shown result equals the human one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+from labelzoo.results import restricted
+
+if TYPE_CHECKING:
+    from labelzoo.backend import Task
 
 MIN_SUPPORT = 20  # held-out tasks at or above a threshold before its precision counts
 Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
@@ -148,3 +158,44 @@ def choose_threshold(scored: Iterable[tuple[float, bool]], target: float, *, min
             chosen = Estimate(score, right / count, wilson_interval(right, count), count, len(pairs), target,
                               confidence)
     return chosen or Estimate(None, None, None, 0, len(pairs), target, confidence)
+
+
+# --- evidence: held-out tasks, predicted ---------------------------------------------------------------------
+
+#: ``agrees(shown result, human result)`` on the controls the backend fills
+Agrees = Callable[[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]], bool]
+#: tasks → their predictions as ``/predict`` items (``result`` and ``score``, or ``error``)
+Predict = Callable[[Sequence["Task"]], Sequence[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A task the model version did not learn from, and its human annotation's result."""
+
+    task: Task
+    human: Sequence[Mapping[str, Any]]
+
+
+def task_score(item: Mapping[str, Any]) -> float:
+    """A predicted item's task score; 0 without one (never sure)."""
+    score = item.get("score")
+    return float(score) if isinstance(score, int | float) and math.isfinite(score) else 0.0
+
+
+def held_out_pairs(held_out: Sequence[HeldOut], predict: Predict, agrees: Agrees, controls: Collection[str],
+                   batch: int = 64, *, shown_only: bool = True) -> list[tuple[float, bool]]:
+    """``(task score, shown result equals the human one)`` for each held-out task that was predicted with a
+    result that says something: only such a task can be auto-labelled (:func:`labelzoo.bulk.autolabel.sure`), so
+    only such tasks say
+    how precise a threshold is (a task shown nothing goes to review whatever its score). ``shown_only=False``
+    (calibration): every task predicted with a score, an empty result being right when the human's is empty."""
+    pairs = []
+    for start in range(0, len(held_out), batch):
+        part = held_out[start:start + batch]
+        for example, item in zip(part, predict([h.task for h in part]), strict=True):
+            if "result" not in item or (not shown_only and item.get("score") is None):
+                continue  # a task the backend could not predict, or did not score, is no evidence either way
+            shown = restricted(item["result"], controls)
+            if shown or not shown_only:
+                pairs.append((task_score(item), agrees(shown, restricted(example.human, controls))))
+    return pairs

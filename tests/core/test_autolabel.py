@@ -272,7 +272,7 @@ def test_the_webhook_of_an_auto_annotation_is_not_learnt_from_until_a_person_cha
 
 def test_held_out_tasks_shown_nothing_or_not_predicted_are_no_evidence_for_a_threshold() -> None:
     from labelzoo.backend import Task
-    from labelzoo.bulk.autolabel import HeldOut, held_out_pairs
+    from labelzoo.calibration import HeldOut, held_out_pairs
     from labelzoo.results import same_annotation
 
     choice = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]

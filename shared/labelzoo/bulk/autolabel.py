@@ -2,9 +2,9 @@
 
 A task is sure when its task score (the prediction's ``score``) is at or above a threshold. The threshold is
 given, or chosen from a target precision measured on the project's own human annotations that the model
-version did not learn from (:func:`held_out_pairs`, :func:`labelzoo.calibration.choose_threshold`). "Right"
-means the shown result equals the human one on the controls the backend fills, per :meth:`Backend.agrees`
-(by default :func:`labelzoo.results.same_annotation`).
+version did not learn from (:func:`labelzoo.calibration.held_out_pairs`,
+:func:`labelzoo.calibration.choose_threshold`). "Right" means the shown result equals the human one on the
+controls the backend fills, per :meth:`Backend.agrees` (by default :func:`labelzoo.results.same_annotation`).
 
 Safe by construction: a task is read back right before it is annotated and left alone when it holds any
 annotation (a person's, or this job's from an earlier try); each annotation carries a ``unique_id`` made from
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,15 +25,20 @@ from labelzoo.backend import Task
 from labelzoo.bulk.chunks import ChunkReport, PredictFn, post_items
 from labelzoo.bulk.lsapi import BulkApi, annotated, has_version, prediction_id
 from labelzoo.bulk.store import ChunkCounts
-from labelzoo.calibration import CONFIDENCE, MIN_SUPPORT, Estimate, at_threshold, choose_threshold
+from labelzoo.calibration import (
+    CONFIDENCE,
+    MIN_SUPPORT,
+    Estimate,
+    HeldOut,
+    at_threshold,
+    choose_threshold,
+    task_score,
+)
 from labelzoo.errors import BadRequest
-from labelzoo.results import restricted
 from labelzoo.store.autolabels import AutoLabels, Recogniser, result_hash
 
 log = logging.getLogger("labelzoo.bulk")
 
-#: ``agrees(shown result, human result)`` on the controls the backend fills
-Agrees = Callable[[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]], bool]
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,6 @@ def _number_in(value: Any, low: float, high: float, *, low_open: bool) -> bool:
     return (value > low if low_open else value >= low) and value <= high
 
 
-def task_score(item: Mapping[str, Any]) -> float:
-    """A predicted item's task score; 0 without one (never sure)."""
-    score = item.get("score")
-    return float(score) if isinstance(score, int | float) and math.isfinite(score) else 0.0
-
-
 def sure(item: Mapping[str, Any], threshold: float) -> bool:
     """Whether a predicted item is auto-labelled: a result that says something, scoring at least ``threshold``."""
     return bool(item.get("result")) and task_score(item) >= threshold
@@ -109,12 +108,6 @@ def human_result(task: Mapping[str, Any], is_auto: Recogniser) -> Sequence[Mappi
     return best["result"]
 
 
-@dataclass(frozen=True)
-class HeldOut:
-    task: Task
-    human: Sequence[Mapping[str, Any]]
-
-
 def held_out_tasks(pages: Iterable[Sequence[Mapping[str, Any]]], trained_on: Collection[int], labels: AutoLabels,
                    project: str) -> list[HeldOut]:
     """The tasks with a human annotation (not one auto-labelling made) that the version did not learn from."""
@@ -129,24 +122,6 @@ def held_out_tasks(pages: Iterable[Sequence[Mapping[str, Any]]], trained_on: Col
             if human is not None:
                 found.append(HeldOut(Task.from_json(raw, where=f"task {task_id}"), human))
     return found
-
-
-def held_out_pairs(held_out: Sequence[HeldOut], predict: PredictFn, agrees: Agrees, controls: Collection[str],
-                   batch: int = 64, *, shown_only: bool = True) -> list[tuple[float, bool]]:
-    """``(task score, shown result equals the human one)`` for each held-out task that was predicted with a
-    result that says something: only such a task can be auto-labelled (:func:`sure`), so only such tasks say
-    how precise a threshold is (a task shown nothing goes to review whatever its score). ``shown_only=False``
-    (calibration): every task predicted with a score, an empty result being right when the human's is empty."""
-    pairs = []
-    for start in range(0, len(held_out), batch):
-        part = held_out[start:start + batch]
-        for example, item in zip(part, predict([h.task for h in part]), strict=True):
-            if "result" not in item or (not shown_only and item.get("score") is None):
-                continue  # a task the backend could not predict, or did not score, is no evidence either way
-            shown = restricted(item["result"], controls)
-            if shown or not shown_only:
-                pairs.append((task_score(item), agrees(shown, restricted(example.human, controls))))
-    return pairs
 
 
 def estimate(pairs: Sequence[tuple[float, bool]], options: AutoLabelOptions) -> Estimate:

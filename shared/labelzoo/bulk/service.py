@@ -32,6 +32,7 @@ from labelzoo.bulk.autolabel import AutoLabelOptions
 from labelzoo.bulk.chunks import ChunkReport, PredictFn, post_items, run_chunk
 from labelzoo.bulk.lsapi import BulkApi
 from labelzoo.bulk.store import BulkJob, BulkStore, Chunk, ChunkCounts, job_json
+from labelzoo.calibration import held_out_pairs
 from labelzoo.errors import BadRequest, LabelzooError, NotFound
 from labelzoo.labelconfig import parse_label_config_cached
 from labelzoo.media import LabelStudioClient
@@ -346,7 +347,7 @@ class BulkService:
                                                 job.project)
             backend, _ = self.predictions.context(job.project, job.label_config or "", version=job.model_version,
                                                   wait=JOB_LOAD_WAIT)
-            pairs = autolabel.held_out_pairs(held_out, self._predict_fn(job), backend.agrees, controls)
+            pairs = held_out_pairs(held_out, self._predict_fn(job), backend.agrees, controls)
         estimate = autolabel.estimate(pairs, options)
         self.store.update_report(job.id, **estimate.to_json())
         log.info("auto-label job %s (project %s, %s): %s", job.id, job.project, job.model_version, estimate.describe())
@@ -372,7 +373,7 @@ class BulkService:
                                             self.autolabels, job.project)
         backend, _ = self.predictions.context(job.project, job.label_config or "", version=job.model_version,
                                               wait=JOB_LOAD_WAIT)
-        pairs = autolabel.held_out_pairs(held_out, self._predict_fn(job, raw=True), backend.agrees, controls,
+        pairs = held_out_pairs(held_out, self._predict_fn(job, raw=True), backend.agrees, controls,
                                          shown_only=False)
         if held_out and not pairs:
             raise BadRequest(f"{job.model_version} scored none of the {len(held_out)} human-annotated tasks it did "

@@ -14,27 +14,25 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from labelzoo import calibration
 from labelzoo.backend import Backend, PredictContext, TrainingData
 from labelzoo.media import MediaResolver
-from labelzoo.prediction import run_backend
-from labelzoo.results import restricted
+from labelzoo.prediction import run_backend, to_json
 from labelzoo.scoremap import ScoreMap
 from labelzoo.settings import Settings
 
 
 def held_out_pairs(model: Backend, data: TrainingData, held_out: Collection[Any], media: MediaResolver
                    ) -> list[tuple[float, bool]]:  # fmt: skip
-    """``(raw task score, right)`` for each held-out example the loaded ``model`` predicts."""
-    examples = [e for e in data.examples if e.task.id in held_out]
+    """``(raw task score, right)`` for each held-out example the loaded ``model`` predicts
+    (:func:`labelzoo.calibration.held_out_pairs`, every scored task counting)."""
     ctx = PredictContext(project=data.project, config=data.config, media=media, settings=model.settings,
                          model_version="held-out")
+    examples = [calibration.HeldOut(e.task, e.result) for e in data.examples if e.task.id in held_out]
     controls = {control.name for control, _ in type(model).fills(data.config)}
-    pairs = []
-    for example, prediction in zip(examples, run_backend(model, [e.task for e in examples], ctx), strict=True):
-        if prediction.error is None and prediction.score is not None:
-            shown = restricted(prediction.result, controls)
-            pairs.append((float(prediction.score), model.agrees(shown, restricted(example.result, controls))))
-    return pairs
+    return calibration.held_out_pairs(
+        examples, lambda tasks: [to_json(p, ctx.model_version) for p in run_backend(model, tasks, ctx)],
+        model.agrees, controls, shown_only=False)
 
 
 def calibrate(backend_cls: type[Backend], settings: Settings, folder: Path, data: TrainingData,

@@ -81,6 +81,13 @@ def tiny_weights(seed: int = 0) -> dict[str, torch.Tensor]:
     return build_tiny_sam().state_dict()
 
 
+def with_tiny_sam(backend: str) -> Any:
+    """The class of ``backends/<backend>`` with the tiny model type registered, so that it can load it: for the
+    end-to-end fixtures' ``model.py``, imported by ``labelzoo serve`` in processes where no test registered it."""
+    sam_model_registry[TINY_TYPE] = build_tiny_sam
+    return load_backend(str(REPO / "backends" / backend)).cls
+
+
 @pytest.fixture(name="tiny_checkpoint", scope="session")
 def tiny_checkpoint_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sam") / "sam_tiny.pth"

@@ -97,7 +97,7 @@ class BulkService:
         kind if there is one (False)."""
         key = project_key(project)
         self._require_api()
-        kind = "calibrate" if calibrate else "project" if auto_label is None else "autolabel"
+        kind = _kind(auto_label, calibrate)
         for job in self.store.list(key):
             if job.kind == kind and job.status in ("queued", "running"):
                 return self.job(job.id), False
@@ -142,8 +142,7 @@ class BulkService:
         key = project_key(project)
         self._require_api()
         self.reap()
-        kind = "calibrate" if calibrate else "project" if auto_label is None else "autolabel"
-        job = self.store.create(key, kind, "cli",
+        job = self.store.create(key, _kind(auto_label, calibrate), "cli",
                                 self.versions.current_version(key), runner=process_token(),
                                 options=None if auto_label is None else auto_label.to_json())
         if stop is not None:
@@ -485,6 +484,11 @@ class BulkService:
             "weights": None if weights is None else str(weights.resolve().relative_to(model_dir)),
             "task_scores": None if fitted is None else fitted.to_json(),  # else the version's own, if any
         }
+
+
+def _kind(auto_label: AutoLabelOptions | None, calibrate: bool) -> str:
+    """The kind of job a request for the project asks for."""
+    return "calibrate" if calibrate else "project" if auto_label is None else "autolabel"
 
 
 @dataclass

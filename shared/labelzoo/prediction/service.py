@@ -108,9 +108,8 @@ class PredictionService:
     # label config ----------------------------------------------------------------------------
     def assignments(self, config: LabelConfig) -> list[Assignment]:
         """The controls to fill; a config with none this backend can fill is an error, naming what it fills."""
-        matching = [Assignment(control, obj) for control in config.controls.values() for obj in control.objects
-                    if self.backend_cls.serves(control.tag, obj.tag)]
-        if not matching:
+        if not any(self.backend_cls.serves(control.tag, obj.tag) for control in config.controls.values()
+                   for obj in control.objects):
             wanted = ", ".join(str(t) for t in self.backend_cls.targets) or "nothing"
             raise LabelConfigError(
                 f"the label config has no control the {self.backend_name!r} backend can fill: it labels {wanted}"

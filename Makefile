@@ -14,12 +14,19 @@ PIP_FLAGS := --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps ls-venv test run lint bench loadtest soak image image-base podman test-images \
-  up-yolo up-spacy up-whisper up-sam up-ocr up-gliner up-grounding clean
+  up-yolo up-spacy up-whisper up-sam up-sam2 up-ocr up-gliner up-grounding clean
 
 install: $(VENV)/.installed
 
+# SAM 2 ships only as an sdist whose build imports torch: it is built against the torch the virtualenv already
+# has (--no-build-isolation; else pip would install a second torch into a throwaway build environment), without
+# its optional CUDA extension. $(call install_sam2,<python>) installs it where torch is.
+install_sam2 = SAM2_BUILD_CUDA=0 $(1) -m pip install $(PIP_FLAGS) --no-build-isolation sam2
+
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) torch
+	$(call install_sam2,$(BIN)/python)
 	$(PIP) install $(PIP_FLAGS) -e '.[dev]'
 	touch $@
 
@@ -29,7 +36,7 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 # when that index can be reached; otherwise (or with TORCH_INDEX_URL= or GPU=1) PyPI's, which are CUDA builds.
 RUN_VENV := .venv-$(BACKEND)
 NODEPS := $(wildcard backends/$(BACKEND)/requirements-nodeps.txt)
-TORCH_BACKENDS := yolo whisper sam gliner grounding
+TORCH_BACKENDS := yolo whisper sam sam2 gliner grounding
 TORCH_INDEX_URL ?= $(if $(GPU)$(shell command -v nvidia-smi),,https://download.pytorch.org/whl/cpu)
 
 $(RUN_VENV)/.installed: pyproject.toml setup.py constraints.txt
@@ -37,6 +44,8 @@ $(RUN_VENV)/.installed: pyproject.toml setup.py constraints.txt
 	$(if $(and $(TORCH_INDEX_URL),$(filter $(BACKEND),$(TORCH_BACKENDS))),$(RUN_VENV)/bin/python -m pip install \
 	  $(PIP_FLAGS) --timeout 15 --retries 1 --index-url $(TORCH_INDEX_URL) torch \
 	  $(if $(filter whisper,$(BACKEND)),,torchvision) || echo "$(TORCH_INDEX_URL) cannot be reached: torch from PyPI")
+	$(if $(filter sam2,$(BACKEND)),$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) torch torchvision \
+	  && $(call install_sam2,$(RUN_VENV)/bin/python))
 	$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[$(BACKEND)]'
 	$(if $(NODEPS),$(RUN_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r $(NODEPS))
 	touch $@
@@ -116,9 +125,9 @@ test-images: install ls-venv podman
 # Quickstarts: Label Studio + the backend + a one-shot step that creates a demo project and connects them.
 # Compose reads .env for the files' ${...} defaults only with --env-file (its project folder is compose/):
 # so LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in .env win over the demo's.
-up-sam up-ocr: export BOOTSTRAP_FLAGS := --interactive
+up-sam up-sam2 up-ocr: export BOOTSTRAP_FLAGS := --interactive
 # GPU=1 adds the backend's GPU variant (compose/<backend>.gpu.yml: CUDA torch, DEVICE=cuda, the GPUs).
-up-yolo up-spacy up-whisper up-sam up-ocr up-gliner up-grounding: up-%:
+up-yolo up-spacy up-whisper up-sam up-sam2 up-ocr up-gliner up-grounding: up-%:
 	$(MAKE) image-base ENGINE=docker
 	BACKEND=$* docker compose $(if $(wildcard .env),--env-file .env) -f compose/label-studio.yml -f compose/$*.yml \
 	  $(if $(GPU),-f compose/$*.gpu.yml) up --build

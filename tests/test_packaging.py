@@ -133,7 +133,7 @@ def test_compose_file_is_valid_and_its_references_exist(compose_file: Path) -> N
     assert spec["services"]
 
 
-@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam", "ocr", "gliner", "grounding"])
+@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam", "sam2", "ocr", "gliner", "grounding"])
 def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
     backend_file = REPO / "compose" / f"{backend}.yml"
     assert backend_file.is_file(), f"make up-{backend} needs {backend_file}"
@@ -150,7 +150,7 @@ def test_quickstart_pairs_label_studio_with_the_backend(backend: str) -> None:
     assert f"up-{backend}" in (REPO / "Makefile").read_text()
 
 
-@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam", "ocr", "gliner", "grounding"])
+@pytest.mark.parametrize("backend", ["yolo", "spacy", "whisper", "sam", "sam2", "ocr", "gliner", "grounding"])
 def test_the_users_env_file_wins_over_the_quickstart_defaults(backend: str) -> None:
     """An upstream user's ``.env`` (``LABEL_STUDIO_URL`` and a Personal Access Token) reaches the backend; the
     demo's URL and token are only defaults."""
@@ -183,7 +183,7 @@ def test_gpu_variant_overrides_its_backend_service_with_cuda_and_the_gpus(overri
     assert service["environment"]["DEVICE"] == "cuda"
     assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     PyCompose.from_yaml(yaml.safe_dump({"services": {backend: service}, "volumes": base.get("volumes")}))
-    assert {p.name.removesuffix(".gpu.yml") for p in GPU_OVERRIDES} == {"yolo", "whisper", "sam"}
+    assert {p.name.removesuffix(".gpu.yml") for p in GPU_OVERRIDES} == {"yolo", "whisper", "sam", "sam2"}
 
 
 def test_compose_validation_rejects_a_broken_file(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_the_wheel_lists_the_built_in_backends_and_scaffolds_one_whose_test_pass
     template = next(line for line in listing.splitlines() if line.startswith("template"))
     assert "<Choices> on <Text>" in template and "learns" in template
     assert {line.split()[0] for line in listing.splitlines() if line and not line[0].isspace()} == {
-        "gliner", "grounding", "ocr", "sam", "spacy", "template", "whisper", "yolo"}
+        "gliner", "grounding", "ocr", "sam", "sam2", "spacy", "template", "whisper", "yolo"}
     assert "pip install 'labelzoo[yolo]'" in listing  # not installed: the listing says how to get it
 
     labelzoo(python, "new", "my_backend", cwd=tmp_path)

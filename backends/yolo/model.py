@@ -32,6 +32,7 @@ from labelzoo.images import array_decoder
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
 from labelzoo.learning import decide
 from labelzoo.settings import Settings
+from labelzoo.video import video_info
 
 from .engines import SERVED, serve, shared_model
 from .engines import status as engine_status
@@ -49,7 +50,6 @@ from .video import (
     timeline_regions,
     track_regions,
     tracker_file,
-    video_info,
     video_labels,
 )
 from .weights import YoloModel, load_model, prepare_ultralytics, resolve_model_path

@@ -21,10 +21,10 @@ from labelzoo.labelconfig import ControlTag
 from labelzoo.media import MediaResolver
 from labelzoo.results import read_video_rectangles
 from labelzoo.taskdata import media_path
+from labelzoo.video import read_frames, video_info
 
 from .dataset import MIN_HELD_OUT, MIN_TRAIN, Dataset, Names, Sample, box_line, choose_imgsz, held_out, safe_name
 from .kind import ControlPlan
-from .video import read_frames, video_info
 from .weights import YoloModel
 
 log = logging.getLogger("labelzoo.yolo")

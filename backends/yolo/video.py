@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from PIL import Image
 
-from labelzoo.errors import LabelConfigError, MediaError
+from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
 from labelzoo.results import Keyframe, timeline_labels, video_rectangle
+from labelzoo.video import VideoInfo
 
 from .kinds.classify import choice_probabilities
 from .outputs import ControlOutput, values
@@ -46,31 +46,6 @@ VIDEO_TAGS = ("VideoRectangle", "TimelineLabels")  # the controls on a <Video> t
 VIDEO_ATTRIBUTES = ("model_tracker", "model_iou")  # a VideoRectangle's, besides the plan's
 DEFAULT_TRACKER = "botsort"
 TRACKING_CONF = 0.1  # Ultralytics' detector confidence in tracking mode
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    fps: float
-    frames: int
-    size: tuple[int, int]  # width, height
-
-
-def video_info(path: Path) -> VideoInfo:
-    """Frame rate, frame count and frame size of a video file; MediaError when it cannot be read as one."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise MediaError(f"{path.name} cannot be read as a video")
-        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    finally:
-        capture.release()
-    if fps <= 0 or frames < 1 or min(size) < 1:
-        raise MediaError(f"{path.name}: no frame rate, frames or frame size in the file (fps {fps}, {frames} frames)")
-    return VideoInfo(fps, frames, size)
 
 
 def tracker_file(control: ControlTag, folder: Path) -> str:
@@ -123,26 +98,6 @@ def labels_control(config: LabelConfig, obj: ObjectTag) -> ControlTag:
             return control
     raise LabelConfigError(f'<Video name="{obj.name}"> has no <Labels toName="{obj.name}">: a VideoRectangle takes '
                            "its labels from one")
-
-
-def read_frames(path: Path, frames: Iterable[int]) -> Iterator[tuple[int, Image.Image]]:
-    """The video's 1-based ``frames`` as RGB images, decoded in order one at a time (bounded memory)."""
-    import cv2
-
-    wanted = sorted(set(frames))
-    capture = cv2.VideoCapture(str(path))
-    try:
-        frame = 0
-        for target in wanted:
-            while frame < target:
-                if not capture.grab():
-                    return  # the file holds fewer frames than it said
-                frame += 1
-            ok, bgr = capture.retrieve()
-            if ok:
-                yield frame, Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
 
 
 @dataclass

@@ -6,7 +6,9 @@ the positive and negative keypoints placed with a label, or all the smart rectan
 together describe one object; of several rectangles only the newest (the last) is the one just drawn,
 so it is the box. :func:`read_image_prompt` turns them into an :class:`ImagePrompt`; coordinates stay in
 percent of the natural image size and become pixels once the backend knows that size
-(:meth:`ImagePrompt.pixel_points`, :meth:`ImagePrompt.pixel_box`).
+(:meth:`ImagePrompt.pixel_points`, :meth:`ImagePrompt.pixel_box`). On a ``<Video>`` the editor sends the
+``videorectangle`` tracks instead, keyframes and all: :func:`read_video_prompt` reads them into a
+:class:`VideoPrompt`.
 
 Unlike the annotation readers of :mod:`labelzoo.results`, which skip odd items, a malformed prompt is a
 :class:`~labelzoo.errors.TaskError` naming the item and the field: the annotator is waiting for an
@@ -25,9 +27,11 @@ import numpy as np
 from labelzoo.errors import TaskError
 from labelzoo.labelconfig import LabelConfig, ObjectTag
 from labelzoo.results.geometry import rotated_box_corners
+from labelzoo.results.readers import VideoTrackRegion, read_video_rectangles
 
 POINT_TYPES = frozenset({"keypointlabels", "keypoint"})
 BOX_TYPES = frozenset({"rectanglelabels", "rectangle"})
+TRACK_TYPE = "videorectangle"
 PIXEL_SLACK = 1e-6
 
 
@@ -153,6 +157,44 @@ def read_image_prompt(context: Mapping[str, Any]) -> ImagePrompt:
         box=boxes[-1] if boxes else None,
         region_id=newest["id"] if isinstance(newest.get("id"), str) and newest["id"] else None,
     )
+
+
+@dataclass(frozen=True)
+class VideoPrompt:
+    """The tracks drawn on one video: each with its id, labels and keyframes (1-based frames, boxes in percent of
+    the frame, :class:`~labelzoo.results.readers.VideoTrackRegion`)."""
+
+    to_name: str
+    tracks: tuple[VideoTrackRegion, ...]
+
+    def video(self, config: LabelConfig) -> ObjectTag:
+        """The ``<Video>`` of ``config`` the tracks are drawn on; a :class:`TaskError` if it is another object."""
+        obj = config.object(self.to_name)
+        if obj.tag != "Video":
+            raise TaskError(f"the prompt tracks are drawn on <{obj.tag} name={obj.name!r}>, not on a <Video>")
+        return obj
+
+
+def is_video_prompt(context: Mapping[str, Any]) -> bool:
+    """Whether ``params.context`` holds video tracks (else it is read as an image prompt)."""
+    items = context.get("result")
+    return isinstance(items, list) and any(isinstance(i, Mapping) and i.get("type") == TRACK_TYPE for i in items)
+
+
+def read_video_prompt(context: Mapping[str, Any]) -> VideoPrompt:
+    """The ``videorectangle`` tracks in ``params.context``; a :class:`TaskError` when there is none with a
+    keyframe, or when they point at several videos."""
+    items = [item for item in context.get("result") or () if isinstance(item, Mapping)]
+    tracks = read_video_rectangles([item for item in items if item.get("type") == TRACK_TYPE], None)
+    if not tracks:
+        raise TaskError(
+            "this backend needs a video track in params.context.result (a videorectangle region with at least one "
+            'keyframe of whole-number frame and x, y, width, height); draw a box with <VideoRectangle smart="true">'
+        )
+    to_names = {track.item.get("to_name") for track in tracks}
+    if len(to_names) != 1 or not all(isinstance(name, str) and name for name in to_names):
+        raise TaskError(f"the prompt tracks must all be on one video (to_name), got {sorted(map(str, to_names))}")
+    return VideoPrompt(to_name=str(to_names.pop()), tracks=tuple(tracks))
 
 
 def _number(value: Mapping[str, Any], key: str, index: int, default: float | None = None) -> float:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -101,14 +102,14 @@ def tiny_type_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield TINY_TYPE
 
 
-@pytest.fixture(name="make_backend")
-def make_backend_fixture(tmp_path: Path, tiny_type: str, tiny_checkpoint: Path) -> Iterator[Any]:
-    """``make_backend(**env)``: a loaded SAM backend on the tiny model (env overrides the defaults)."""
+@contextmanager
+def loaded_backends(folder: Path, settings: Callable[..., Settings]) -> Iterator[Callable[..., Any]]:
+    """``make(**env)``: a loaded backend of ``folder`` with ``settings(**env)``; their warm-ups are waited for
+    at the end."""
     made = []
 
     def make(**env: str) -> Any:
-        settings = sam_settings(tmp_path, SAM_MODEL_TYPE=tiny_type, SAM_CHECKPOINT=str(tiny_checkpoint), **env)
-        backend = load_backend(str(SAM_FOLDER)).cls(settings)
+        backend = load_backend(str(folder)).cls(settings(**env))
         backend.load()
         made.append(backend)
         return backend
@@ -116,6 +117,14 @@ def make_backend_fixture(tmp_path: Path, tiny_type: str, tiny_checkpoint: Path) 
     yield make
     for backend in made:
         backend.cache.wait_idle(30)
+
+
+@pytest.fixture(name="make_backend")
+def make_backend_fixture(tmp_path: Path, tiny_type: str, tiny_checkpoint: Path) -> Iterator[Any]:
+    """``make_backend(**env)``: a loaded SAM backend on the tiny model (env overrides the defaults)."""
+    settings = partial(sam_settings, tmp_path, SAM_MODEL_TYPE=tiny_type, SAM_CHECKPOINT=str(tiny_checkpoint))
+    with loaded_backends(SAM_FOLDER, settings) as make:
+        yield make
 
 
 def sam_settings(tmp_path: Path, **env: str) -> Settings:
@@ -151,6 +160,15 @@ def scene(width: int, height: int, seed: int) -> np.ndarray:
         x0, y0 = rng.integers(0, width // 2), rng.integers(0, height // 2)
         pixels[y0 : y0 + height // 3, x0 : x0 + width // 3] = rng.integers(150, 256, 3, dtype=np.uint8)
     return pixels
+
+
+def filled(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: everything the outside cannot reach through the background."""
+    import cv2
+
+    outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return (outside != 2)[1:-1, 1:-1]
 
 
 def write_image(path: Path, pixels: np.ndarray, *, orientation: int | None = None) -> Path:

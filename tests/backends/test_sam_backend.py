@@ -19,6 +19,7 @@ from tests.backends.sam_support import (  # noqa: F401 - fixtures
     POLYGON_CONFIG,
     click,
     context,
+    filled,
     image_task,
     make_backend_fixture,
     rect,
@@ -91,13 +92,6 @@ def test_percent_coordinates_refer_to_the_exif_rotated_image(make_backend, tmp_p
     shown = np.ascontiguousarray(np.rot90(stored, k=-1))
     expected, _ = reference_mask(shown, points=np.array([[20.0, 90.0]]), labels=np.array([1]), multimask=True)
     np.testing.assert_array_equal(brush_mask(prediction, 80, 120), expected)
-
-
-def filled(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with its holes filled: everything the outside cannot reach through the background."""
-    outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
-    cv2.floodFill(outside, None, (0, 0), 2)
-    return (outside != 2)[1:-1, 1:-1]
 
 
 @pytest.mark.parametrize(("tolerance", "min_overlap"), [("0", 0.99), ("1.5", 0.9)])

@@ -10,7 +10,7 @@ a mask to an image's brush and polygon controls with :func:`mask_outputs` and :f
 
 from labelzoo.results.agreement import AGREEMENT_IOU, POINT_TOLERANCE, disagreement, restricted, same_annotation
 from labelzoo.results.errors import ResultError
-from labelzoo.results.geometry import mask_to_polygons, rotated_box_corners, simplify_polygon
+from labelzoo.results.geometry import mask_box, mask_to_polygons, rotated_box_corners, simplify_polygon
 from labelzoo.results.jsonsafe import json_safe
 from labelzoo.results.mask_outputs import MASK_TAGS, MaskOutput, mask_outputs, mask_regions
 from labelzoo.results.readers import (
@@ -83,6 +83,7 @@ __all__ = [
     "json_safe",
     "keypoint",
     "label_key",
+    "mask_box",
     "mask_outputs",
     "mask_regions",
     "mask_to_polygons",

@@ -32,6 +32,17 @@ def rotated_box_corners(center: Sequence[float], size: Sequence[float], angle_de
 _COLLINEAR_PX = 1e-9  # a tolerance of 0 still drops points that rounding left a hair off a straight run
 
 
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The (x, y, width, height) pixel box that covers every set pixel of an (H, W) mask, on pixel edges (pixel
+    (i, j) covers [i, i + 1) × [j, j + 1)); None for an empty mask."""
+    rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
+    if not rows.any():
+        return None
+    top, bottom = np.flatnonzero(rows)[[0, -1]]
+    left, right = np.flatnonzero(cols)[[0, -1]]
+    return float(left), float(top), float(right + 1 - left), float(bottom + 1 - top)
+
+
 def mask_to_polygons(
     mask: np.ndarray,
     *,

@@ -1,0 +1,122 @@
+"""A track's keyframes on a video → SAM 2 follows the object on through the next frames.
+
+The annotator draws a box on a frame (and may correct it on later ones): every keyframe of the track is a box
+prompt of the object on its frame, and ``SAM2VideoPredictor.propagate_in_video`` carries the object's mask on
+from the first of them. Each frame after the track's last keyframe, up to ``SAM2_VIDEO_FRAMES`` of them, gets a
+keyframe with the box around the mask there (:func:`labelzoo.results.mask_box`); a frame whose mask is empty ends
+the lifespan of the keyframe before it (``enabled: false``), and the track goes on where the object comes back.
+The annotator's own keyframes are kept as they are. A track whose last keyframe ends its lifespan is not tracked.
+
+Only a window of the video is decoded: from the earliest keyframe used (the last one's, and those within
+``SAM2_VIDEO_FRAMES`` frames before it) to ``SAM2_VIDEO_FRAMES`` frames after the latest. The predictor reads a
+folder of numbered frames; they are written there losslessly (PNG data: its loader picks files by the ``.jpg``
+name and PIL reads them by content), so it sees the decoded pixels themselves. It holds the window in memory as
+float32 at its input size: 12 MiB a frame for the official models.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labelzoo.prompts import VideoPrompt
+from labelzoo.results import Keyframe, TrackKeyframe, VideoTrackRegion, mask_box
+from labelzoo.video import VideoInfo, read_frames
+
+Box = tuple[float, float, float, float]  # x, y, width, height in pixels
+
+
+@dataclass(frozen=True)
+class Window:
+    """The 1-based frames ``first`` to ``last`` of the video, decoded for one request."""
+
+    first: int
+    last: int
+
+    def index(self, frame: int) -> int:
+        return frame - self.first
+
+
+class VideoTracker:
+    def __init__(self, predictor: torch.nn.Module, frames: int) -> None:
+        self.predictor = predictor
+        self.frames = frames
+        # propagation reads and writes the predictor's per-video state only, but its memory use is the window's:
+        # one video at a time
+        self._lock = threading.Lock()
+
+    def track(self, path: Path, info: VideoInfo, prompt: VideoPrompt) -> dict[int, list[Keyframe]]:
+        """The keyframes of each track of ``prompt`` (by its position there): its own, then the tracked ones."""
+        width, height = info.size
+        prompts = {n: self._prompts(track, info.frames) for n, track in enumerate(prompt.tracks)}
+        out = {n: [_pixels(k, width, height) for k in track.keyframes] for n, track in enumerate(prompt.tracks)}
+        tracked = {n: keyframes for n, keyframes in prompts.items() if keyframes}
+        if not tracked:
+            return out
+        window = Window(min(k.frame for ks in tracked.values() for k in ks),
+                        min(info.frames, max(ks[-1].frame for ks in tracked.values()) + self.frames))  # fmt: skip
+        with self._lock, tempfile.TemporaryDirectory(prefix="labelzoo-sam2-") as folder:
+            _write_frames(path, window, Path(folder))
+            boxes = self._propagate(Path(folder), window, tracked, width, height)
+        for n, by_frame in boxes.items():
+            if by_frame and by_frame.get(min(by_frame)) is None:  # gone right after the annotator's last box
+                out[n][-1] = replace(out[n][-1], enabled=False)
+            out[n].extend(_tracked_keyframes(by_frame))
+        return out
+
+    def _prompts(self, track: VideoTrackRegion, frames: int) -> list[TrackKeyframe]:
+        """The keyframes that prompt SAM 2 for a track: none when its last one ends it or lies past the video's
+        end; else that one and those within ``SAM2_VIDEO_FRAMES`` frames before it."""
+        last = track.keyframes[-1]
+        if not last.enabled or last.frame >= frames:
+            return []
+        return [k for k in track.keyframes if k.frame >= last.frame - self.frames]
+
+    def _propagate(self, folder: Path, window: Window, tracked: dict[int, list[TrackKeyframe]], width: int,
+                   height: int) -> dict[int, dict[int, Box | None]]:  # fmt: skip
+        """For each tracked track, the box (None: not seen) on every frame after its last keyframe."""
+        predictor = self.predictor
+        state = predictor.init_state(video_path=str(folder), offload_video_to_cpu=True)
+        try:
+            for n, keyframes in tracked.items():
+                for k in keyframes:
+                    box = np.array([k.x * width / 100, k.y * height / 100, (k.x + k.width) * width / 100,
+                                    (k.y + k.height) * height / 100], dtype=np.float32)  # fmt: skip
+                    predictor.add_new_points_or_box(state, frame_idx=window.index(k.frame), obj_id=n, box=box)
+            found: dict[int, dict[int, Box | None]] = {n: {} for n in tracked}
+            for index, obj_ids, logits in predictor.propagate_in_video(state):
+                frame = window.first + index
+                for row, n in enumerate(obj_ids):
+                    if frame > tracked[n][-1].frame:
+                        found[n][frame] = mask_box((logits[row, 0] > 0).cpu().numpy())
+        finally:
+            predictor.reset_state(state)
+        return found
+
+
+def _write_frames(path: Path, window: Window, folder: Path) -> None:
+    for frame, image in read_frames(path, range(window.first, window.last + 1)):
+        image.save(folder / f"{window.index(frame):05d}.jpg", format="PNG")
+
+
+def _pixels(keyframe: TrackKeyframe, width: int, height: int) -> Keyframe:
+    box = (keyframe.x * width / 100, keyframe.y * height / 100, keyframe.width * width / 100,
+           keyframe.height * height / 100)  # fmt: skip
+    return Keyframe(frame=keyframe.frame, box=box, enabled=keyframe.enabled)
+
+
+def _tracked_keyframes(boxes: dict[int, Box | None]) -> list[Keyframe]:
+    """One keyframe per frame the object was seen on; the one before a frame it is not seen on ends its lifespan.
+    The last one of the window keeps it: asked again, SAM 2 goes on from there."""
+    out = []
+    for frame, box in sorted(boxes.items()):
+        if box is None:
+            continue
+        following = boxes.get(frame + 1, ...)  # ...: past the window, where the track simply stops
+        out.append(Keyframe(frame=frame, box=box, enabled=following is not None))
+    return out

@@ -12,6 +12,7 @@ Interactive requests (``params.context``) are answered by the ``sam2`` package's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from labelzoo import Backend, PredictContext, Prediction, Target, Task
@@ -49,7 +50,8 @@ class SegmentAnything2(Backend):
     def load(self) -> None:
         model = load_sam2(self.settings)
         self.segmenter = ImageSegmenter(model)
-        self.tracker = VideoTracker(model, frames=self.options.sam2_video_frames)
+        self.tracker = VideoTracker(model, frames=self.options.sam2_video_frames,
+                                    seconds=self.settings.predict_deadline or math.inf)  # 0: off
         self.prompts = MaskPrompts(
             self, "SAM2",
             encode=lambda pixels: self.segmenter.embed(pixels),  # late-bound: the segmenter may be wrapped after load

@@ -6,6 +6,8 @@ from the first of them. Each frame after the track's last keyframe, up to ``SAM2
 keyframe with the box around the mask there (:func:`labelzoo.results.mask_box`); a frame whose mask is empty ends
 the lifespan of the keyframe before it (``enabled: false``), and the track goes on where the object comes back.
 The annotator's own keyframes are kept as they are. A track whose last keyframe ends its lifespan is not tracked.
+Tracking stops at the request's time (``PREDICT_DEADLINE``, Label Studio waits 100 s) and answers the frames
+tracked by then: asked again, SAM 2 goes on from the last of them.
 
 Only a window of the video is decoded: from the earliest keyframe used (the last one's, and those within
 ``SAM2_VIDEO_FRAMES`` frames before it) to ``SAM2_VIDEO_FRAMES`` frames after the latest. The predictor reads a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,9 +46,10 @@ class Window:
 
 
 class VideoTracker:
-    def __init__(self, predictor: torch.nn.Module, frames: int) -> None:
+    def __init__(self, predictor: torch.nn.Module, frames: int, seconds: float) -> None:
         self.predictor = predictor
         self.frames = frames
+        self.seconds = seconds  # a request's time: tracking stops there, and answers the frames tracked so far
         # propagation reads and writes the predictor's per-video state only, but its memory use is the window's:
         # one video at a time
         self._lock = threading.Lock()
@@ -60,9 +64,10 @@ class VideoTracker:
             return out
         window = Window(min(k.frame for ks in tracked.values() for k in ks),
                         min(info.frames, max(ks[-1].frame for ks in tracked.values()) + self.frames))  # fmt: skip
+        stop = time.monotonic() + self.seconds
         with self._lock, tempfile.TemporaryDirectory(prefix="labelzoo-sam2-") as folder:
             _write_frames(path, window, Path(folder))
-            boxes = self._propagate(Path(folder), window, tracked, width, height)
+            boxes = self._propagate(Path(folder), window, tracked, width, height, stop)
         for n, by_frame in boxes.items():
             if by_frame and by_frame.get(min(by_frame)) is None:  # gone right after the annotator's last box
                 out[n][-1] = replace(out[n][-1], enabled=False)
@@ -78,8 +83,9 @@ class VideoTracker:
         return [k for k in track.keyframes if k.frame >= last.frame - self.frames]
 
     def _propagate(self, folder: Path, window: Window, tracked: dict[int, list[TrackKeyframe]], width: int,
-                   height: int) -> dict[int, dict[int, Box | None]]:  # fmt: skip
-        """For each tracked track, the box (None: not seen) on every frame after its last keyframe."""
+                   height: int, stop: float) -> dict[int, dict[int, Box | None]]:  # fmt: skip
+        """For each tracked track, the box (None: not seen) on every frame after its last keyframe, up to the
+        window's end or the frame being tracked at ``stop`` (``time.monotonic()``)."""
         predictor = self.predictor
         state = predictor.init_state(video_path=str(folder), offload_video_to_cpu=True)
         try:
@@ -94,6 +100,8 @@ class VideoTracker:
                 for row, n in enumerate(obj_ids):
                     if frame > tracked[n][-1].frame:
                         found[n][frame] = mask_box((logits[row, 0] > 0).cpu().numpy())
+                if time.monotonic() >= stop:
+                    break
         finally:
             predictor.reset_state(state)
         return found

@@ -20,7 +20,7 @@ class YoloOptions:
     engine: str  # YOLO_ENGINE: auto, torch, openvino or onnx (:mod:`.engines`)
     engine_cache: Path  # $MODEL_DIR/engines: exports of base weights, by content
     epochs: int | None  # YOLO_EPOCHS: fixed epoch count for training; None = chosen from the data size
-    video_train_frames: int  # YOLO_VIDEO_TRAIN_FRAMES: frames of each annotated video a VideoRectangle trains on
+    video_train_frames: int  # YOLO_VIDEO_TRAIN_FRAMES: frames of each annotated video a video control trains on
     max_pixels: int  # IMAGE_MAX_MEGAPIXELS: larger images are refused (decompression bombs)
     config_dir: Path  # YOLO_CONFIG_DIR: Ultralytics' settings and fonts, default $MODEL_DIR/ultralytics
 

@@ -336,14 +336,17 @@ class Yolo(Backend):
     ) -> dict[str, Any] | None:
         """Train one control; its manifest entry when the new weights are kept, else None."""
         from .training import fine_tune
-        from .training_data import build_dataset, build_video_dataset
+        from .training_data import build_dataset, build_timeline_dataset, build_video_dataset
 
         kind, name, current = plan.kind, plan.control.name, self.model_for(plan)
         scored = plan  # the plan whose control's labels number the dataset's classes
-        if plan.obj.tag.lower() == "video":  # a VideoRectangle: its labels are the <Labels> on the video's
+        frames = self.yolo.video_train_frames
+        if plan.control.tag.lower() == "videorectangle":  # its labels are the <Labels> on the video's
             scored = replace(plan, control=labels_control(data.config, plan.obj))
             dataset = build_video_dataset(plan, scored.control, data.examples, ctx.media, workdir / "data",
-                                          frames_per_video=self.yolo.video_train_frames)
+                                          frames_per_video=frames)
+        elif plan.control.tag.lower() == "timelinelabels":
+            dataset = build_timeline_dataset(plan, data.examples, ctx.media, workdir / "data", frames_per_video=frames)
         else:
             dataset = build_dataset(
                 plan, data.examples, ctx.media, workdir / "data", max_pixels=self.yolo.max_pixels, current=current

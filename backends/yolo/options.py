@@ -51,8 +51,8 @@ OPTIONS = Options(
            "that gives PyTorch's answers, else in f32 (a missing package stops the load)"),
     Option("YOLO_EPOCHS", int, None, low=1, default_doc="from the data", doc="fixed number of training epochs"),
     Option("YOLO_VIDEO_TRAIN_FRAMES", int, 40, low=1,
-           doc="frames of each annotated video a `VideoRectangle` trains on: spread evenly over the frames its "
-           "tracks are on"),
+           doc="frames of each annotated video a `VideoRectangle` or `TimelineLabels` trains on: spread evenly over "
+           "the frames its tracks are on, or its ranges label"),
     MAX_MEGAPIXELS,
     Option("YOLO_CONFIG_DIR", Path, default_doc="`$MODEL_DIR/ultralytics`", doc="Ultralytics' settings folder"),
 )

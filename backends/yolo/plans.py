@@ -39,9 +39,10 @@ def plan_controls(config: LabelConfig, options: YoloOptions, settings: Settings)
 
 def training_plans(config: LabelConfig, options: YoloOptions, settings: Settings) -> list[ControlPlan]:
     """The controls a training job may train: the image controls, then each VideoRectangle (a detector trained
-    on frames of its videos; a TimelineLabels is not trained)."""
-    tracked = (plan_control(c, o, options, settings) for c, o in config.pairs("VideoRectangle", "Video"))
-    return [*plan_controls(config, options, settings), *(plan for plan in tracked if plan is not None)]
+    on frames of its videos) and TimelineLabels (a classifier trained on the frames of its ranges)."""
+    video = (plan_control(c, o, options, settings) for c, o in config.pairs(("VideoRectangle", "TimelineLabels"),
+                                                                            "Video"))  # fmt: skip
+    return [*plan_controls(config, options, settings), *(plan for plan in video if plan is not None)]
 
 
 def plan_control(control: ControlTag, obj: ObjectTag, options: YoloOptions, settings: Settings) -> ControlPlan | None:

@@ -3,7 +3,7 @@
 Each usable annotation's image is saved at its natural size and labelled by the control's kind
 (:meth:`.kind.Kind.label`); the kind then writes the files (:meth:`.kind.Kind.write`), split into training
 and held-out images (:func:`.dataset.held_out`). A VideoRectangle trains on frames of its annotated videos
-(:func:`build_video_dataset`).
+(:func:`build_video_dataset`), a TimelineLabels on the frames of its labelled ranges (:func:`build_timeline_dataset`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from labelzoo.errors import LabelzooError
 from labelzoo.images import open_image
 from labelzoo.labelconfig import ControlTag
 from labelzoo.media import MediaResolver
-from labelzoo.results import read_video_rectangles
+from labelzoo.results import read_timeline_labels, read_video_rectangles
 from labelzoo.taskdata import media_path
 from labelzoo.video import read_frames, video_info
 
@@ -93,6 +93,34 @@ def build_video_dataset(
                 sample.lines = [line for track in tracks if (box := track.box_at(frame)) is not None
                                 and (line := box_line(names.classes[track.label], _corners(box, picture.size),
                                                       picture.size))]
+                samples.append(sample)
+        except LabelzooError as exc:
+            log.warning("%s: task %s left out of training: %s", plan.where, example.task.id, exc.message)
+    return _dataset(plan, root, names, samples)
+
+
+def build_timeline_dataset(plan: ControlPlan, examples: Sequence[TrainingExample], media: MediaResolver, root: Path,
+                           *, frames_per_video: int) -> Dataset | None:  # fmt: skip
+    """A TimelineLabels' dataset for its classifier: up to ``frames_per_video`` frames of each annotated video,
+    spread evenly over the frames its ranges label, each of the class of its range (of the later region where
+    two overlap). Frames no range covers are not used: a timeline need not label everything. As for tracks,
+    a video's frames share its task id, so the new model is validated on videos it never saw."""
+    names = plan.kind.names(plan.control, None)
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    samples: list[Sample] = []
+    for example in examples:
+        regions = [r for r in read_timeline_labels(example.result, plan.control, plan.obj.name)
+                   if r.label in names.classes]  # fmt: skip
+        label_of = {frame: names.classes[str(r.label)] for r in regions for frame in r.frames()}
+        if not label_of:
+            continue
+        try:
+            path = Path(media_path(example.task, plan.obj, media))
+            for frame, picture in read_frames(path, _spread(sorted(label_of), frames_per_video)):
+                sample = Sample(example.task.id, images / f"{safe_name(str(example.task.id))}_{frame:06d}.png",
+                                picture.size, label=label_of[frame])  # fmt: skip
+                picture.save(sample.image, compress_level=1)
                 samples.append(sample)
         except LabelzooError as exc:
             log.warning("%s: task %s left out of training: %s", plan.where, example.task.id, exc.message)

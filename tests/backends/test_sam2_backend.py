@@ -259,8 +259,25 @@ def test_where_the_object_is_not_seen_the_keyframe_before_ends_its_lifespan(tmp_
     frames, boxes = moving_square(frames=10)
     path = write_video(tmp_path / "square.mp4", frames)
     prompt = read_video_prompt({"result": [track([percent_keyframe(2, boxes[1])])]})
-    tracker = sam2_module("tracker").VideoTracker(VanishingObject(seen={0, 3, 4, 6}), frames=6)
+    tracker = sam2_module("tracker").VideoTracker(VanishingObject(seen={0, 3, 4, 6}), frames=6, seconds=60)
     (keyframes,) = tracker.track(path, video_info(path), prompt).values()
     # window = frames 2..8; gone on 3 (right after the annotator's box), back on 5-6, gone on 7, back on 8
     assert [(k.frame, k.enabled) for k in keyframes] == [(2, False), (5, True), (6, False), (8, True)]
     assert keyframes[1].box == (10.0, 40.0, 30.0, 30.0)
+
+
+def test_tracking_stops_at_the_requests_time_and_answers_the_frames_tracked_by_then(tmp_path, monkeypatch) -> None:
+    from labelzoo.prompts import read_video_prompt
+    from labelzoo.video import video_info
+    from tests.backends.sam2_support import sam2_module
+
+    tracker_module = sam2_module("tracker")
+    ticks = iter(range(1000))
+    monkeypatch.setattr(tracker_module.time, "monotonic", lambda: next(ticks))  # one second per look at the clock
+    frames, boxes = moving_square(frames=10)
+    path = write_video(tmp_path / "square.mp4", frames)
+    prompt = read_video_prompt({"result": [track([percent_keyframe(1, boxes[0])])]})
+    tracker = tracker_module.VideoTracker(VanishingObject(seen=set(range(10))), frames=8, seconds=3)
+    (keyframes,) = tracker.track(path, video_info(path), prompt).values()
+    # the clock: 0 when the request starts (stop at 3), then 1 after frame 1 (the prompt), 2 after 2, 3 after 3
+    assert [(k.frame, k.enabled) for k in keyframes] == [(1, True), (2, True), (3, True)]

@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labelzoo import Settings
 from labelzoo.backend import Task, TrainingExample
-from labelzoo.labelconfig import parse_label_config
 from labelzoo.media import MediaResolver
 from labelzoo.results import Keyframe, video_rectangle
 from tests.backends.test_yolo_training import wait_for_job
 from tests.backends.video_support import FPS, SIDE, SQUARE, iou, square_frame
-from tests.backends.yolo_support import YOLO_DIR, build_model, yolo_env, yolo_module
+from tests.backends.yolo_support import YOLO_DIR, build_model, training_plan, yolo_env, yolo_module
 
 pytest.importorskip("ultralytics")
 
@@ -66,12 +64,8 @@ def red_box(path: Path) -> tuple[int, int, int, int] | None:
 
 
 def test_the_frames_of_a_track_become_images_with_its_interpolated_boxes(tmp_path: Path) -> None:
-    plans, training_data = yolo_module("plans"), yolo_module("training_data")
-    (tmp_path / "media").mkdir()
-    settings = Settings.from_env(yolo_env(tmp_path, MODEL_DIR=str(tmp_path / "models")))
-    config = parse_label_config(CONFIG)
-    options = yolo_module("options").read_options(settings)
-    (plan,) = [p for p in plans.training_plans(config, options, settings) if p.control.name == "box"]
+    training_data = yolo_module("training_data")
+    plan, config, settings = training_plan(tmp_path, CONFIG, "box")
     moves = [((6, 40), (4, 1), range(0)), ((120, 10), (-3, 3), range(12, 18)), ((10, 120), (3, -2), range(0)),
              ((60, 60), (2, 2), range(0))]
     examples = []

@@ -35,6 +35,8 @@ import importlib
 import numpy as np
 from PIL import Image, ImageDraw
 
+from labelzoo import Settings
+from labelzoo.labelconfig import parse_label_config
 from labelzoo.registry import BackendSpec, load_backend
 from labelzoo.results import rle_to_mask
 from tests.conftest import REPO
@@ -213,6 +215,17 @@ def yolo_env(tmp_path: Path, models: dict[str, str] | None = None, **extra: str)
         env[f"YOLO_MODEL_{kind.upper()}"] = name
     env.update(extra)
     return env
+
+
+def training_plan(tmp_path: Path, config: str, control: str) -> tuple[Any, Any, Settings]:
+    """The training plan of ``control`` in the label config, the parsed config and the settings (media under
+    ``tmp_path / "media"``, which is made)."""
+    (tmp_path / "media").mkdir()
+    settings = Settings.from_env(yolo_env(tmp_path, MODEL_DIR=str(tmp_path / "models")))
+    parsed = parse_label_config(config)
+    options = yolo_module("options").read_options(settings)
+    (plan,) = [p for p in yolo_module("plans").training_plans(parsed, options, settings) if p.control.name == control]
+    return plan, parsed, settings
 
 
 def png_bytes(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:

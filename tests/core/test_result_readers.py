@@ -270,3 +270,28 @@ def test_bad_video_keyframes_are_left_out() -> None:
     (track,) = read_video_rectangles([item, {**item, "value": {"sequence": []}}], VIDEO.control("track"),
                                      VIDEO.control("videoLabels"))
     assert [k.frame for k in track.keyframes] == [4] and track.box_at(9) == (1, 2, 3, 4)
+
+
+def test_timeline_ranges_read_back_with_their_labels_and_bad_ranges_are_left_out() -> None:
+    from labelzoo.results import read_timeline_labels, timeline_labels
+
+    config = parse_label_config("""<View><Video name="video" value="$video"/>
+      <TimelineLabels name="scene" toName="video"><Label value="Goal" alias="G"/><Label value="Foul"/></TimelineLabels>
+    </View>""")
+    item = timeline_labels("scene", "video", ranges=[(3, 5), (9, 9)], labels=["G"])
+    broken = {**item, "value": {"ranges": [{"start": 0, "end": 2}, {"start": 6, "end": 4}, {"start": True, "end": 8},
+                                           {"start": 7, "end": 8}], "timelinelabels": ["Foul"]}}
+    empty = {**item, "value": {"ranges": [{"start": 4}], "timelinelabels": ["Foul"]}}
+    goal, foul = read_timeline_labels([item, broken, empty, {**item, "from_name": "other"}], config.control("scene"))
+    assert (goal.label, goal.ranges, goal.frames()) == ("G", ((3, 5), (9, 9)), [3, 4, 5, 9])  # the alias is the key
+    assert (foul.label, foul.ranges) == ("Foul", ((7, 8),))
+
+
+def test_a_mask_box_covers_its_pixels_on_their_edges() -> None:
+    from labelzoo.results import mask_box
+
+    mask = np.zeros((6, 8), bool)
+    assert mask_box(mask) is None
+    mask[1:3, 2:5] = True
+    mask[4, 6] = True
+    assert mask_box(mask) == (2.0, 1.0, 5.0, 4.0)  # x 2..6 and y 1..4 inclusive: 5 wide, 4 high

@@ -22,6 +22,7 @@ from labelzoo.results.readers import (
     RectangleRegion,
     SpanRegion,
     TextAreaRegion,
+    TimelineRegion,
     TrackKeyframe,
     VideoTrackRegion,
     label_key,
@@ -32,6 +33,7 @@ from labelzoo.results.readers import (
     read_rectangles,
     read_spans,
     read_textareas,
+    read_timeline_labels,
     read_video_rectangles,
 )
 from labelzoo.results.regions import (
@@ -71,6 +73,7 @@ __all__ = [
     "ResultError",
     "SpanRegion",
     "TextAreaRegion",
+    "TimelineRegion",
     "TrackKeyframe",
     "VideoTrackRegion",
     "audio_segment",
@@ -98,6 +101,7 @@ __all__ = [
     "read_rectangles",
     "read_spans",
     "read_textareas",
+    "read_timeline_labels",
     "read_video_rectangles",
     "rectangle",
     "relation",

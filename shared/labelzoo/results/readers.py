@@ -241,6 +241,17 @@ class VideoTrackRegion(ReadRegion):
         return [f for f in range(1, frames + 1) if self.box_at(f) is not None]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TimelineRegion(ReadRegion):
+    """A ``timelinelabels`` region: its labels over frame ranges, 1-based with both ends included."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def frames(self) -> list[int]:
+        """Every frame of its ranges, in order."""
+        return sorted({frame for start, end in self.ranges for frame in range(start, end + 1)})
+
+
 # --- readers -------------------------------------------------------------------------------------
 
 
@@ -389,6 +400,23 @@ def read_video_rectangles(
         if keyframes:
             found.append(VideoTrackRegion(**_common(item, labels, _label_list(item, value)),
                                           keyframes=tuple(keyframes[f] for f in sorted(keyframes))))
+    return found
+
+
+def read_timeline_labels(
+    result: Sequence[Any], control: ControlTag | None, to_name: str | None = None
+) -> list[TimelineRegion]:
+    """The frame ranges ``control`` (a TimelineLabels) labelled. A range without whole-number ``start`` and
+    ``end`` frames, 1 <= start <= end, is left out, and a region without ranges too."""
+    found = []
+    for item, value in _items(result, control, to_name, ("timelinelabels",)):
+        ranges = []
+        for raw in value.get("ranges") or ():
+            start, end = (raw.get(key) if isinstance(raw, Mapping) else None for key in ("start", "end"))
+            if _is_int(start) and _is_int(end) and 1 <= start <= end:
+                ranges.append((int(start), int(end)))
+        if ranges:
+            found.append(TimelineRegion(**_common(item, control, _label_list(item, value)), ranges=tuple(ranges)))
     return found
 
 

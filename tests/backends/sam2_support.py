@@ -7,7 +7,7 @@ shape of parts, at a fraction of their width: a 5-block Hiera of width 8, hidden
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,25 @@ def video_boxes(config: Path, checkpoint: Path) -> Callable[..., dict[int, tuple
         return {i: mask_box((logits[0, 0] > 0).numpy()) for i, _, logits in predictor.propagate_in_video(state)}
 
     return run
+
+
+@pytest.fixture(name="tracking_sam2", scope="session")
+def tracking_sam2_fixture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(config file, checkpoint file) of a tiny SAM 2 trained here to track (:mod:`tests.backends.sam2_tracking`,
+    about 3 minutes)."""
+    from tests.backends.sam2_tracking import train_tracking_sam2
+
+    return train_tracking_sam2(tmp_path_factory.mktemp("sam2-tracking"))
+
+
+def write_lossless_video(path: Path, frames: Sequence[np.ndarray], fps: float = 25.0) -> Path:
+    """An FFV1 AVI of ``frames`` (RGB): decoded, its frames are these exactly."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (width, height))
+    for pixels in frames:
+        writer.write(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
 
 
 def sam2_settings(tmp_path: Path, **env: str) -> Settings:

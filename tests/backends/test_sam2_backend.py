@@ -22,6 +22,7 @@ from tests.backends.sam2_support import (  # noqa: F401 - fixtures
     sam2_settings,
     tiny_sam2_fixture,
     track,
+    tracking_sam2_fixture,
     video_boxes,
     write_video,
 )
@@ -281,3 +282,49 @@ def test_tracking_stops_at_the_requests_time_and_answers_the_frames_tracked_by_t
     (keyframes,) = tracker.track(path, video_info(path), prompt).values()
     # the clock: 0 when the request starts (stop at 3), then 1 after frame 1 (the prompt), 2 after 2, 3 after 3
     assert [(k.frame, k.enabled) for k in keyframes] == [(1, True), (2, True), (3, True)]
+
+
+@pytest.mark.slow
+def test_a_trained_sam2_follows_a_boxed_object_through_39_frames(make_sam2, tmp_path, tracking_sam2) -> None:
+    """The done-when of video tracking: a box on frame 1 of a synthetic video the model never saw, carried on
+    by the backend through the other 39 frames; each tracked box within IoU 0.8 of the object's, and the
+    predictor's masks within mask IoU 0.8 of the object's on every frame."""
+    from tests.backends.sam2_support import write_lossless_video
+    from tests.backends.sam2_tracking import build_video_predictor, mask_to_box, synthetic_video
+
+    frames, masks = synthetic_video(seed=1002, distractor=False)  # 40 frames, 160 x 120
+    path = write_lossless_video(tmp_path / "shape.avi", list(frames))
+    config, checkpoint = tracking_sam2
+    backend = make_sam2(SAM2_CONFIG=str(config), SAM2_CHECKPOINT=str(checkpoint), SAM2_VIDEO_FRAMES="39")
+    x0, y0, x1, y1 = (float(v) for v in mask_to_box(masks[0]))
+    first = percent_keyframe(1, (x0, y0, x1 + 1 - x0, y1 + 1 - y0))
+    (prediction,) = backend.predict([Task(id=1, data={"video": str(path)})],
+                                    context(backend.settings, VIDEO, [track([first])]))
+    sequence = prediction.result[0]["value"]["sequence"]
+    assert [k["frame"] for k in sequence] == list(range(1, 41))
+
+    def box_iou(keyframe: dict, mask: np.ndarray) -> float:
+        bx0, by0, bx1, by1 = mask_to_box(mask)
+        truth = (bx0 / 1.6, by0 / 1.2, (bx1 + 1 - bx0) / 1.6, (by1 + 1 - by0) / 1.2)
+        from tests.backends.video_support import iou
+
+        return iou(keyframe, truth)
+
+    box_ious = [box_iou(k, masks[k["frame"] - 1]) for k in sequence[1:]]
+    assert min(box_ious) >= 0.8, box_ious
+
+    predictor = build_video_predictor(config, checkpoint)  # the library on the same frames: its masks
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    from PIL import Image
+
+    for i, pixels in enumerate(frames):
+        Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", format="PNG")
+    state = predictor.init_state(video_path=str(folder), offload_video_to_cpu=True)
+    predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, box=np.array([x0, y0, x1 + 1, y1 + 1], np.float32))
+    mask_ious = []
+    for index, _, logits in predictor.propagate_in_video(state):
+        if index:
+            mask = (logits[0, 0] > 0).numpy()
+            mask_ious.append((mask & masks[index]).sum() / (mask | masks[index]).sum())
+    assert len(mask_ious) == 39 and min(mask_ious) >= 0.8, mask_ious

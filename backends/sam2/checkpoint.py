@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from labelzoo import LabelzooError, Settings
 from labelzoo.devices import resolve_device
@@ -63,20 +64,21 @@ def model_version(settings: Settings) -> str:
     return name if checkpoint == OFFICIAL[name][1] else f"sam2-{Path(checkpoint.rsplit('/', 1)[-1]).stem}"
 
 
-def load_sam2(settings: Settings):  # -> SAM2VideoPredictor (sam2 is imported here, not at module import)
-    """The video predictor with the checkpoint's weights, in eval mode on the configured device."""
+def load_sam2(settings: Settings, predictor: type) -> Any:
+    """The video predictor (of class ``predictor``, a ``SAM2VideoPredictor``) with the checkpoint's weights, in eval
+    mode on the configured device, built as ``build_sam2_video_predictor`` builds it."""
     from sam2.build_sam import build_sam2_video_predictor
 
+    target = [f"++model._target_={predictor.__module__}.{predictor.__qualname__}"]
     config, source = config_and_checkpoint(settings)
     checkpoint = weights_file(source, settings, setting=CHECKPOINT.name, what="SAM 2 checkpoint")
     device = resolve_device(settings.device)
     file = settings.model_path(config)
+    own = file.suffix in (".yaml", ".yml") and file.is_file()
     try:
-        if file.suffix in (".yaml", ".yml") and file.is_file():
-            with _config_folder(file.parent):
-                model = build_sam2_video_predictor(file.stem, str(checkpoint), device=str(device))
-        else:
-            model = build_sam2_video_predictor(config, str(checkpoint), device=str(device))
+        with _config_folder(file.parent) if own else nullcontext():
+            model = build_sam2_video_predictor(file.stem if own else config, str(checkpoint), device=str(device),
+                                               hydra_overrides_extra=target)  # fmt: skip
     except RuntimeError as exc:  # load_state_dict's missing / unexpected keys
         summary = str(exc).splitlines()[0]
         raise LabelzooError(f"the checkpoint {checkpoint} does not fit the SAM 2 config {config} ({summary})") from exc

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from labelzoo import Backend, PredictContext, Prediction, Target, Task
 from labelzoo.devices import DEVICE_TYPES
-from labelzoo.embeddings import ImageEmbeddings
+from labelzoo.embeddings import MIB, ImageEmbeddings
 from labelzoo.mask_prompts import MaskPrompts, mask_prompt_options
 from labelzoo.options import Option, Options
 from labelzoo.prompts import is_video_prompt, read_video_prompt
@@ -26,7 +26,7 @@ from labelzoo.video import video_info
 
 from .checkpoint import CHECKPOINT, CONFIG, MODEL, load_sam2, model_version
 from .segmenter import Embedding, ImageSegmenter
-from .tracker import VideoTracker
+from .tracker import CachingVideoPredictor, FrameFeatures, VideoTracker
 
 
 class SegmentAnything2(Backend):
@@ -39,6 +39,8 @@ class SegmentAnything2(Backend):
         MODEL, CONFIG, CHECKPOINT, *mask_prompt_options("SAM2", embedding_mib=16),
         Option("SAM2_VIDEO_FRAMES", int, 30, low=1, high=1000, doc="frames a video track is carried on past its "
                "last keyframe per request (each frame of the window held in memory: 12 MiB with the official models)"),
+        Option("SAM2_VIDEO_CACHE_MB", float, 1024.0, low=0, doc="memory for video frames' image features, kept across "
+               "requests (16 MiB a frame with the official models: 64 frames); on a GPU it is GPU memory"),
     )  # fmt: skip
     device_types = DEVICE_TYPES
 
@@ -48,7 +50,8 @@ class SegmentAnything2(Backend):
     cache: ImageEmbeddings[Embedding]
 
     def load(self) -> None:
-        model = load_sam2(self.settings)
+        model = load_sam2(self.settings, CachingVideoPredictor)
+        model.features = FrameFeatures(int(self.options.sam2_video_cache_mb * MIB))
         self.segmenter = ImageSegmenter(model)
         self.tracker = VideoTracker(model, frames=self.options.sam2_video_frames,
                                     seconds=self.settings.predict_deadline or math.inf)  # 0: off

@@ -14,6 +14,13 @@ Only a window of the video is decoded: from the earliest keyframe used (the last
 folder of numbered frames; they are written there losslessly (PNG data: its loader picks files by the ``.jpg``
 name and PIL reads them by content), so it sees the decoded pixels themselves. It holds the window in memory as
 float32 at its input size: 12 MiB a frame for the official models.
+
+The image encoder's output for each frame is kept across requests (:class:`FrameFeatures`, by the video's
+content and the frame, least recently used out first within ``SAM2_VIDEO_CACHE_MB``): asked again after a
+correction, SAM 2 encodes only the frames it has not seen. The predictor looks the features up itself
+(:class:`CachingVideoPredictor`, the package's ``SAM2VideoPredictor`` with that one lookup added); what it
+computes from them is unchanged. A frame's features are its feature pyramid (16 MiB with the official models);
+the position encodings, the same for every frame, are kept once.
 """
 
 from __future__ import annotations
@@ -21,12 +28,17 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from sam2.sam2_video_predictor import SAM2VideoPredictor
 
+from labelzoo.acceleration import content_key
+from labelzoo.caching import LruCache
 from labelzoo.prompts import VideoPrompt
 from labelzoo.results import Keyframe, TrackKeyframe, VideoTrackRegion, mask_box
 from labelzoo.video import VideoInfo, read_frames
@@ -43,6 +55,48 @@ class Window:
 
     def index(self, frame: int) -> int:
         return frame - self.first
+
+
+FrameKey = tuple[str, int]  # the video's content key, a 1-based frame
+
+
+class FrameFeatures:
+    """Frames' feature pyramids by :data:`FrameKey`, within ``max_bytes``; the position encodings once."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.lru: LruCache[FrameKey, list[torch.Tensor]] = LruCache(
+            max_bytes=max_bytes, nbytes=lambda pyramid: sum(t.element_size() * t.nelement() for t in pyramid))
+        self.positions: list[torch.Tensor] | None = None
+
+    def get(self, key: FrameKey, encode: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The backbone output of a frame, as ``encode()`` (the model's ``forward_image``) gives it."""
+
+        def compute() -> list[torch.Tensor]:
+            out = encode()
+            if self.positions is None:
+                self.positions = list(out["vision_pos_enc"])
+            return list(out["backbone_fpn"])
+
+        pyramid = self.lru.get_or_compute(key, compute)
+        assert self.positions is not None
+        return {"vision_features": pyramid[-1], "vision_pos_enc": list(self.positions), "backbone_fpn": list(pyramid)}
+
+
+class CachingVideoPredictor(SAM2VideoPredictor):
+    """``SAM2VideoPredictor`` taking a frame's image features from :attr:`features` while :attr:`frame_keys` names
+    the frames of the state being tracked (set by :class:`VideoTracker`, one video at a time)."""
+
+    features: FrameFeatures | None = None
+    frame_keys: Sequence[FrameKey] = ()
+
+    def _get_image_feature(self, inference_state: dict[str, Any], frame_idx: int, batch_size: int) -> Any:
+        if self.features is not None and frame_idx < len(self.frame_keys) and (
+            frame_idx not in inference_state["cached_features"]
+        ):
+            image = inference_state["images"][frame_idx].to(inference_state["device"]).float().unsqueeze(0)
+            backbone_out = self.features.get(self.frame_keys[frame_idx], lambda: self.forward_image(image))
+            inference_state["cached_features"] = {frame_idx: (image, backbone_out)}
+        return super()._get_image_feature(inference_state, frame_idx, batch_size)
 
 
 class VideoTracker:
@@ -67,7 +121,12 @@ class VideoTracker:
         stop = time.monotonic() + self.seconds
         with self._lock, tempfile.TemporaryDirectory(prefix="labelzoo-sam2-") as folder:
             _write_frames(path, window, Path(folder))
-            boxes = self._propagate(Path(folder), window, tracked, width, height, stop)
+            video = content_key(path)
+            self.predictor.frame_keys = [(video, frame) for frame in range(window.first, window.last + 1)]
+            try:
+                boxes = self._propagate(Path(folder), window, tracked, width, height, stop)
+            finally:
+                self.predictor.frame_keys = ()
         for n, by_frame in boxes.items():
             if by_frame and by_frame.get(min(by_frame)) is None:  # gone right after the annotator's last box
                 out[n][-1] = replace(out[n][-1], enabled=False)

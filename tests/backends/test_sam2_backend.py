@@ -328,3 +328,38 @@ def test_a_trained_sam2_follows_a_boxed_object_through_39_frames(make_sam2, tmp_
             mask = (logits[0, 0] > 0).numpy()
             mask_ious.append((mask & masks[index]).sum() / (mask | masks[index]).sum())
     assert len(mask_ious) == 39 and min(mask_ious) >= 0.8, mask_ious
+
+
+def test_a_second_request_on_the_same_video_reuses_the_frames_features(make_sam2, tmp_path, video_reference) -> None:
+    """After a correction, SAM 2 encodes only the frames it has not seen; the answer is still the library's."""
+    frames, boxes = moving_square(frames=12)
+    path = write_video(tmp_path / "square.mp4", frames)
+    backend = make_sam2(SAM2_VIDEO_FRAMES="4")
+    task = Task(id=7, data={"video": str(path)})
+    features = backend.tracker.predictor.features
+    backend.predict([task], context(backend.settings, VIDEO, [track([percent_keyframe(1, boxes[0])])]))
+    assert (features.lru.stats().misses, features.lru.stats().entries) == (5, 5)  # frames 1-5 encoded
+
+    keyframes = [percent_keyframe(1, boxes[0]), percent_keyframe(3, boxes[2])]  # a box corrected on frame 3
+    (prediction,) = backend.predict([task], context(backend.settings, VIDEO, [track(keyframes)]))
+    stats = features.lru.stats()
+    assert stats.misses == 7 and stats.hits >= 5  # frames 6 and 7 are new; 1-5 come from the first request
+    expected = video_reference(decoded_frames(path)[:7], {0: [10, 40, 40, 70], 2: [18, 40, 48, 70]},
+                               tmp_path / "frames")
+    sequence = prediction.result[0]["value"]["sequence"]
+    assert [k["frame"] for k in sequence] == [1, 3, 4, 5, 6, 7]
+    for keyframe in sequence[2:]:
+        x, y, w, h = expected[keyframe["frame"] - 1]
+        assert (keyframe["x"], keyframe["y"], keyframe["width"], keyframe["height"]) == pytest.approx(
+            (x * 100 / 160, y * 100 / 120, w * 100 / 160, h * 100 / 120))
+
+
+def test_another_video_or_a_changed_file_never_gets_cached_features(make_sam2, tmp_path) -> None:
+    _, boxes = moving_square(frames=6)
+    backend = make_sam2(SAM2_VIDEO_FRAMES="2")
+    prompt = [track([percent_keyframe(1, boxes[0])])]
+    features = backend.tracker.predictor.features
+    for n, seed in enumerate((0, 0, 1)):  # the same content twice under two names, then other content
+        path = write_video(tmp_path / f"v{n}.mp4", moving_square(frames=6, seed=seed)[0])
+        backend.predict([Task(id=n, data={"video": str(path)})], context(backend.settings, VIDEO, prompt))
+    assert (features.lru.stats().misses, features.lru.stats().hits) == (6, 3)

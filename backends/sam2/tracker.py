@@ -39,6 +39,7 @@ from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from labelzoo.acceleration import content_key
 from labelzoo.caching import LruCache
+from labelzoo.errors import MediaError
 from labelzoo.prompts import VideoPrompt
 from labelzoo.results import Keyframe, TrackKeyframe, VideoTrackRegion, mask_box
 from labelzoo.video import VideoInfo, read_frames
@@ -167,8 +168,12 @@ class VideoTracker:
 
 
 def _write_frames(path: Path, window: Window, folder: Path) -> None:
+    written = 0
     for frame, image in read_frames(path, range(window.first, window.last + 1)):
         image.save(folder / f"{window.index(frame):05d}.jpg", format="PNG")
+        written += 1
+    if not written:
+        raise MediaError(f"{path.name} has no frame {window.first}, where the track's keyframes are")
 
 
 def _pixels(keyframe: TrackKeyframe, width: int, height: int) -> Keyframe:

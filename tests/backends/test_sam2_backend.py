@@ -363,3 +363,18 @@ def test_another_video_or_a_changed_file_never_gets_cached_features(make_sam2, t
         path = write_video(tmp_path / f"v{n}.mp4", moving_square(frames=6, seed=seed)[0])
         backend.predict([Task(id=n, data={"video": str(path)})], context(backend.settings, VIDEO, prompt))
     assert (features.lru.stats().misses, features.lru.stats().hits) == (6, 3)
+
+
+def test_keyframes_past_the_frames_the_file_holds_are_a_media_error(make_sam2, tmp_path) -> None:
+    from labelzoo import MediaError
+    from labelzoo.prompts import read_video_prompt
+    from labelzoo.video import VideoInfo
+
+    frames, boxes = moving_square(frames=6)
+    path = write_video(tmp_path / "short.mp4", frames)
+    tracker = make_sam2().tracker
+
+    said = VideoInfo(fps=25.0, frames=60, size=(160, 120))  # a container that claims more frames than it holds
+    prompt = read_video_prompt({"result": [track([percent_keyframe(20, boxes[0])])]})
+    with pytest.raises(MediaError, match="has no frame 20"):
+        tracker.track(path, said, prompt)

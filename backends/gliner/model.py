@@ -110,10 +110,10 @@ class GlinerNER(Backend):
         new = span_f1(self.model, split.held_out, types, threshold, batch) if split.validated else None
         decision = decide(new, old, n_held_out=len(split.held_out), metric="held-out span F1")
         ctx.logger.info("%s", decision.reason)
-        metrics = {name: value for name, value in (("f1", new), ("previous_f1", old)) if value is not None}
+        metrics = decision.metrics("f1")
         if decision.promote:
             self.model.save_pretrained(ctx.output_dir / SAVED)
         ctx.report(1.0, decision.reason, **metrics)
-        held_out = {t.task_id for t in split.held_out} - {t.task_id for t in split.train}
-        return FitResult(promote=decision.promote, metrics=metrics, summary=decision.reason, held_out=held_out)
+        return FitResult(promote=decision.promote, metrics=metrics, summary=decision.reason,
+                         held_out=split.held_out_tasks(lambda t: t.task_id))
 

@@ -141,13 +141,12 @@ class SpacyNER(Backend):
             corpus, task_id=lambda entry: entry[1].task_id, content=lambda entry: data.examples[entry[0]].task.data,
             fraction=self.options.spacy_holdout / 100, min_held_out=MIN_HELD_OUT, min_train=MIN_TRAIN,
         )  # fmt: skip
-        train_texts, dev_texts = [text for _, text in split.train], [text for _, text in split.held_out]
+        train_texts, dev_texts = ([text for _, text in part] for part in split)
         ctx.report(0.05, f"{len(train_texts)} texts to train on, {len(dev_texts)} held out")
 
         rehearse = known - labels  # the pipeline's own labels the config does not cover
-        pseudo = pseudo_labels(nlp, ner_name, train_texts, rehearse) if rehearse else [[] for _ in train_texts]
         examples, dev = [], []
-        for text, extra in zip(train_texts, pseudo, strict=True):
+        for text, extra in zip(train_texts, pseudo_labels(nlp, ner_name, train_texts, rehearse), strict=True):
             reference, issues = reference_doc(nlp, text, names, extra)
             problems.extend(issues)
             examples.append(Example(nlp.make_doc(text.text), reference))
@@ -156,10 +155,8 @@ class SpacyNER(Backend):
             problems.extend(issues)
             dev.append(reference)
         _log(ctx, problems)
-        old_f1 = None
-        if dev:
-            current = find_ner(self.nlp) if self.ner is not None else None
-            old_f1 = entity_f1(self.nlp, current, dev, labels) if current else 0.0
+        current = find_ner(self.nlp) if self.ner is not None else None
+        old_f1 = (entity_f1(self.nlp, current, dev, labels) if current else 0.0) if dev else None
 
         def progress(fraction: float, message: str, **metrics: float) -> None:
             ctx.report(0.1 + 0.8 * fraction, message, **metrics)
@@ -169,29 +166,24 @@ class SpacyNER(Backend):
         if log.cancelled:
             return FitResult(promote=False, summary="cancelled")
         skipped = sum(1 for p in problems if isinstance(p, SpanIssue))
+        decision = decide(log.best_f1, old_f1, n_held_out=len(dev), metric="held-out F1")
         metrics: dict[str, float] = {
             "train_texts": len(examples), "held_out_texts": len(dev), "epochs": log.epochs,
-            "skipped_spans": skipped, "rehearsed_labels": len(rehearse),
+            "skipped_spans": skipped, "rehearsed_labels": len(rehearse), **decision.metrics("f1"),
+            "promote_margin": decision.margin,
         }
-        if log.best_f1 is not None:
-            metrics["f1"] = log.best_f1
-        if old_f1 is not None:
-            metrics["previous_f1"] = old_f1
-        decision = decide(log.best_f1, old_f1, n_held_out=len(dev), metric="held-out F1")
-        metrics["promote_margin"] = decision.margin
-        promote = decision.promote
         mode = "incremental update" if incremental else "full retraining"
         summary = f"{mode} on {len(examples)} texts, {log.epochs} passes"
         if log.best_f1 is not None:
             summary += f"; {decision.reason}"
         if skipped:
             summary += f"; {skipped} annotated spans skipped (see the job log)"
-        if promote:
+        if decision.promote:
             strip_for_saving(nlp, ner_name)
             nlp.to_disk(ctx.output_dir / PIPELINE_DIR)
         ctx.report(1.0, summary, **metrics)
-        held_out = {text.task_id for text in dev_texts} - {text.task_id for text in train_texts}
-        return FitResult(promote=promote, metrics=metrics, summary=summary, held_out=held_out)
+        return FitResult(promote=decision.promote, metrics=metrics, summary=summary,
+                         held_out=split.held_out_tasks(lambda entry: entry[1].task_id))
 
 
 def _log(ctx: FitContext, problems: Sequence[SpanIssue | str]) -> None:

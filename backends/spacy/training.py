@@ -51,7 +51,10 @@ def pseudo_labels(
     nlp: Language, ner_name: str, texts: Sequence[AnnotatedText], rehearse: set[str]
 ) -> list[list[CharSpan]]:
     """Rehearsal: the pipeline's own entities with ``rehearse`` labels on each training text, so learning
-    the config's labels does not make it forget the ones the annotators were never asked about."""
+    the config's labels does not make it forget the ones the annotators were never asked about (none to
+    rehearse: no spans, and nothing decoded)."""
+    if not rehearse:
+        return [[] for _ in texts]
     return [char_spans(doc.ents, rehearse) for doc in decode(nlp, ner_name, (text.text for text in texts))]
 
 

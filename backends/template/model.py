@@ -106,9 +106,8 @@ class TextClassifier(Backend):
             current = classifiers.get(control.name)
             new = model.score(test_x, test_y) if test_x else None  # accuracy
             old = current.score(test_x, test_y) if test_x and current is not None else None
-            scores = {"accuracy": new, "previous_accuracy": old}
-            metrics.update({f"{control.name}.{name}": score for name, score in scores.items() if score is not None})
             decision = decide(new, old, n_held_out=len(test_x), metric=f"{control.name} accuracy")
+            metrics.update({f"{control.name}.{name}": score for name, score in decision.metrics("accuracy").items()})
             ctx.logger.info("%s", decision.reason)
             reasons.append(decision.reason)
             if decision.promote:

@@ -64,6 +64,10 @@ class Split(Generic[T]):
     def validated(self) -> bool:
         return bool(self.held_out)
 
+    def held_out_tasks(self, task_id: Callable[[T], Any]) -> set[Any]:
+        """The task ids of the held-out items that no training item shares: what ``FitResult.held_out`` names."""
+        return {task_id(item) for item in self.held_out} - {task_id(item) for item in self.train}
+
     def __iter__(self) -> Iterator[list[T]]:
         """``train, held_out = split``."""
         return iter((self.train, self.held_out))
@@ -123,6 +127,12 @@ class Decision:
     new: float | None
     old: float | None
     margin: float
+
+    def metrics(self, name: str) -> dict[str, float]:
+        """The two scores as a fit's metrics: ``name`` (the new model's) and ``previous_<name>`` (the current
+        one's), each left out when unknown."""
+        scores = {name: self.new, f"previous_{name}": self.old}
+        return {key: value for key, value in scores.items() if value is not None}
 
 
 def noise_margin(old: float, new: float, n_held_out: int) -> float:

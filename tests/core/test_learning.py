@@ -76,6 +76,15 @@ def test_several_items_of_one_task_land_on_the_same_side() -> None:
     assert held_tasks and not held_tasks & {task for task, _ in split.train}
 
 
+def test_the_held_out_tasks_are_those_of_the_held_out_items() -> None:
+    items = [(task, obj) for task in range(40) for obj in ("title", "body")]
+    split = split_held_out(items, task_id=lambda x: x[0], fraction=0.25)
+    held = split.held_out_tasks(lambda x: x[0])
+    assert held == {task for task, _ in split.held_out} and len(held) >= 5
+    assert not held & {task for task, _ in split.train}
+    assert split_held_out(items, task_id=lambda x: x[0], fraction=0.0).held_out_tasks(lambda x: x[0]) == set()
+
+
 def test_a_zero_fraction_validates_nothing_and_bad_arguments_are_refused() -> None:
     split = split_held_out(list(range(30)), task_id=lambda i: i, fraction=0.0)
     assert split.train == list(range(30)) and not split.validated
@@ -98,6 +107,12 @@ def test_a_model_equal_within_noise_is_promoted_and_a_clearly_worse_one_is_not()
     assert not decide(0.93, 0.95, n_held_out=5000).promote  # the same gap is no longer noise
     better = decide(0.9, 0.6, n_held_out=30)
     assert better.promote and "no worse" in better.reason
+
+
+def test_a_decision_gives_its_scores_as_metrics_leaving_out_the_unknown() -> None:
+    assert decide(0.8, 0.7, n_held_out=20).metrics("f1") == {"f1": 0.8, "previous_f1": 0.7}
+    assert decide(0.8, None, n_held_out=20).metrics("f1") == {"f1": 0.8}
+    assert decide(None, 0.7, n_held_out=0).metrics("accuracy") == {"previous_accuracy": 0.7}
 
 
 def test_the_margin_is_one_standard_error_and_shrinks_with_more_items() -> None:

@@ -92,8 +92,7 @@ class GlinerNER(Backend):
 
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
         corpus, problems = annotated_texts(data, ctx.media)
-        for problem in problems:
-            ctx.logger.warning("%s", problem)
+        ctx.warn(problems)
         types = {label.key: own_prompts(label)[0] for control, _ in data.config.pairs("Labels", "Text")
                  for label in control.labels}
         texts = [text for _, text in corpus]

@@ -51,16 +51,5 @@ def reference_doc(
         if span is not None and not taken.union(unknown).intersection(range(span.start, span.end)):
             ents.append(span)
             taken.update(range(span.start, span.end))
-    doc.set_ents(ents, missing=_runs(doc, sorted(unknown - taken)), default="outside")
+    doc.set_ents(ents, missing=[doc[i : i + 1] for i in sorted(unknown - taken)], default="outside")
     return doc, issues
-
-
-def _runs(doc: Doc, tokens: list[int]) -> list[Span]:
-    """Consecutive token indices grouped into spans."""
-    runs: list[Span] = []
-    for i in tokens:
-        if runs and runs[-1].end == i:
-            runs[-1] = doc[runs[-1].start : i + 1]
-        else:
-            runs.append(doc[i : i + 1])
-    return runs

@@ -83,10 +83,10 @@ class SpacyNER(Backend):
         """A freshly loaded standard pipeline: this version's (``current``) or the base one."""
         if current and self.weights is not None:
             return spacy.load(self.weights / PIPELINE_DIR)
-        return load_source(self.options.spacy_model, self.options.spacy_lang, self.settings.model_root)
+        return load_source(self.options.spacy_model, self.options.spacy_lang, self.settings)
 
     def base_version(self) -> str:
-        return source_name(self.options.spacy_model, self.options.spacy_lang, self.settings.model_root)
+        return source_name(self.options.spacy_model, self.options.spacy_lang, self.settings)
 
     def model_labels(self, control: ControlTag, obj: ObjectTag) -> Sequence[str] | None:
         return None if self.ner is None else list(self.labels)
@@ -129,7 +129,7 @@ class SpacyNER(Backend):
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:
         corpus, problems = annotated_texts(data, ctx.media)
         if not any(text.spans for _, text in corpus):
-            _log(ctx, problems)
+            ctx.warn(problems)
             return FitResult(promote=False, summary="no usable <Labels> spans on <Text> in the annotations")
         incremental = data.reason != "start_training" and self.ner is not None
         nlp = self._pipeline(current=incremental)
@@ -145,16 +145,13 @@ class SpacyNER(Backend):
         ctx.report(0.05, f"{len(train_texts)} texts to train on, {len(dev_texts)} held out")
 
         rehearse = known - labels  # the pipeline's own labels the config does not cover
-        examples, dev = [], []
-        for text, extra in zip(train_texts, pseudo_labels(nlp, ner_name, train_texts, rehearse), strict=True):
-            reference, issues = reference_doc(nlp, text, names, extra)
-            problems.extend(issues)
-            examples.append(Example(nlp.make_doc(text.text), reference))
-        for text in dev_texts:
-            reference, issues = reference_doc(nlp, text, names)
-            problems.extend(issues)
-            dev.append(reference)
-        _log(ctx, problems)
+        extras = pseudo_labels(nlp, ner_name, train_texts, rehearse)
+        gold = [reference_doc(nlp, text, names, extra) for text, extra in zip(train_texts, extras, strict=True)]
+        dev_gold = [reference_doc(nlp, text, names) for text in dev_texts]
+        problems.extend(issue for _, issues in gold + dev_gold for issue in issues)
+        ctx.warn(problems)
+        examples = [Example(nlp.make_doc(reference.text), reference) for reference, _ in gold]
+        dev = [reference for reference, _ in dev_gold]
         current = find_ner(self.nlp) if self.ner is not None else None
         old_f1 = (entity_f1(self.nlp, current, dev, labels) if current else 0.0) if dev else None
 
@@ -166,15 +163,15 @@ class SpacyNER(Backend):
         if log.cancelled:
             return FitResult(promote=False, summary="cancelled")
         skipped = sum(1 for p in problems if isinstance(p, SpanIssue))
-        decision = decide(log.best_f1, old_f1, n_held_out=len(dev), metric="held-out F1")
+        decision = decide(log.best, old_f1, n_held_out=len(dev), metric="held-out F1")
         metrics: dict[str, float] = {
-            "train_texts": len(examples), "held_out_texts": len(dev), "epochs": log.epochs,
+            "train_texts": len(examples), "held_out_texts": len(dev), "epochs": log.passes,
             "skipped_spans": skipped, "rehearsed_labels": len(rehearse), **decision.metrics("f1"),
             "promote_margin": decision.margin,
         }
         mode = "incremental update" if incremental else "full retraining"
-        summary = f"{mode} on {len(examples)} texts, {log.epochs} passes"
-        if log.best_f1 is not None:
+        summary = f"{mode} on {len(examples)} texts, {log.passes} passes"
+        if log.best is not None:
             summary += f"; {decision.reason}"
         if skipped:
             summary += f"; {skipped} annotated spans skipped (see the job log)"
@@ -184,8 +181,3 @@ class SpacyNER(Backend):
         ctx.report(1.0, summary, **metrics)
         return FitResult(promote=decision.promote, metrics=metrics, summary=summary,
                          held_out=split.held_out_tasks(lambda entry: entry[1].task_id))
-
-
-def _log(ctx: FitContext, problems: Sequence[SpanIssue | str]) -> None:
-    for problem in problems:
-        ctx.logger.warning("%s", problem)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,9 @@ from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
 from spacy.tokens import Doc
 from spacy.util import get_package_version, load_meta, minibatch
+
+from labelzoo.pretrained import local_folder
+from labelzoo.settings import Settings
 
 PIPELINE_DIR = "pipeline"  # a trained version's pipeline: <version folder>/pipeline
 SCORED_COMPONENT = "labelzoo_scored_ner"
@@ -41,24 +43,16 @@ class PipelineError(RuntimeError):
     """SPACY_MODEL names nothing that loads; the message says what to install or set."""
 
 
-def resolve_model(model: str, model_root: Path | None) -> str | Path:
-    """A pipeline folder (relative paths are looked up under MODEL_ROOT first) or a package name."""
-    path = Path(model).expanduser()
-    if not path.is_absolute() and model_root is not None and (model_root / path).exists():
-        return model_root / path
-    return path if path.exists() else model
-
-
-def load_source(model: str | None, lang: str, model_root: Path | None) -> Language:
-    """The base pipeline: SPACY_MODEL when set, else a blank pipeline for SPACY_LANG."""
+def load_source(model: str | None, lang: str, settings: Settings) -> Language:
+    """The base pipeline: SPACY_MODEL (a folder, under MODEL_ROOT first when relative, else a package name)
+    when set, else a blank pipeline for SPACY_LANG."""
     if model is None:
         try:
             return spacy.blank(lang)
         except ImportError as exc:
             raise PipelineError(f"SPACY_LANG={lang!r} is not a language spaCy knows: {exc}") from exc
-    source = resolve_model(model, model_root)
     try:
-        return spacy.load(source)
+        return spacy.load(local_folder(model, settings) or model)
     except OSError as exc:
         raise PipelineError(
             f"SPACY_MODEL={model!r} is neither an installed spaCy pipeline package nor a pipeline folder "
@@ -67,20 +61,20 @@ def load_source(model: str | None, lang: str, model_root: Path | None) -> Langua
         ) from exc
 
 
-def source_name(model: str | None, lang: str, model_root: Path | None) -> str:
+def source_name(model: str | None, lang: str, settings: Settings) -> str:
     """A stable name for the base pipeline, without loading it: ``spacy-blank-en``,
     ``spacy-en_core_web_sm-3.8.0``, or ``spacy-<lang>_<name>-<version>`` from a folder's meta.json."""
     if model is None:
         return f"spacy-blank-{lang}"
-    source = resolve_model(model, model_root)
-    if isinstance(source, Path):
-        meta_path = source / "meta.json"
+    folder = local_folder(model, settings)
+    if folder is not None:
+        meta_path = folder / "meta.json"
         if meta_path.is_file():
             meta = load_meta(meta_path)
-            return f"spacy-{meta.get('lang', 'xx')}_{meta.get('name', source.name)}-{meta.get('version', '0')}"
-        return f"spacy-{source.name}"
-    version = get_package_version(source)
-    return f"spacy-{source}-{version}" if version else f"spacy-{source}"
+            return f"spacy-{meta.get('lang', 'xx')}_{meta.get('name', folder.name)}-{meta.get('version', '0')}"
+        return f"spacy-{folder.name}"
+    version = get_package_version(model)
+    return f"spacy-{model}-{version}" if version else f"spacy-{model}"
 
 
 def find_ner(nlp: Language) -> str | None:

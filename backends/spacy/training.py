@@ -3,9 +3,10 @@
 * Split (the core's :func:`labelzoo.learning.split_held_out`, in ``model.py``): a fixed share of tasks
   (``SPACY_HOLDOUT`` percent, by a hash of the task id) never trains and validates every version, so the
   current and the new model are compared on data neither has seen.
-* Schedule (:mod:`labelzoo.schedule`): about 1,500 example updates (5 to 30 passes) so a few dozen
-  sentences converge in seconds; with a held-out set, training stops (after at least half the passes) once
-  3 passes brought no F1 as good as the best, and keeps the last pass with the best F1.
+* Schedule (:mod:`labelzoo.schedule`, whose ``run_passes`` runs the passes): about 1,500 example updates
+  (5 to 30 passes) so a few dozen sentences converge in seconds; with a held-out set, training stops (after
+  at least half the passes) once 3 passes brought no F1 as good as the best, and keeps the last pass with
+  the best F1.
 * F1 is exact-span entity F1 (:mod:`labelzoo.metrics`), counting only the labels being trained (the
   entities a control shows); tokens whose label the reference leaves unknown count neither way.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -22,7 +22,7 @@ from spacy.training import Example
 from spacy.util import compounding, fix_random_seed, minibatch
 
 from labelzoo.metrics import SpanCounts, count_spans
-from labelzoo.schedule import EarlyStopping, passes_for
+from labelzoo.schedule import EarlyStopping, PassesRun, passes_for, run_passes
 from labelzoo.textspans import AnnotatedText, CharSpan
 
 from .pipeline import RULER_FACTORIES, needed_components
@@ -74,14 +74,6 @@ def entity_f1(nlp: Language, ner_name: str, gold: Sequence[Doc], labels: set[str
     return counts.f1
 
 
-@dataclass
-class TrainLog:
-    epochs: int = 0
-    best_f1: float | None = None
-    losses: list[float] = field(default_factory=list)
-    cancelled: bool = False
-
-
 def train(
     nlp: Language,
     ner_name: str,
@@ -92,7 +84,7 @@ def train(
     epochs: int,
     report: Callable[..., None],
     cancelled: Callable[[], bool],
-) -> TrainLog:
+) -> PassesRun:
     """Update the recognizer (and an embedding layer it listens to) in place; with ``dev``, stop early
     and restore the pass with the best F1."""
     fix_random_seed(SEED)
@@ -106,30 +98,23 @@ def train(
     else:
         ner.initialize(lambda: examples, nlp=nlp)
     optimizer = nlp.create_optimizer()
-    log = TrainLog()
-    stopping = EarlyStopping(PATIENCE, min_passes=epochs // 2)
-    best: dict[str, bytes] = {}
     order = list(examples)
-    for epoch in range(1, epochs + 1):
-        if cancelled():
-            log.cancelled = True
-            return log
+
+    def one_pass() -> dict[str, float]:
         rng.shuffle(order)
         losses: dict[str, float] = {}
         with nlp.select_pipes(enable=trained):
             for batch in minibatch(order, size=compounding(4.0, 32.0, 1.001)):
                 nlp.update(batch, sgd=optimizer, drop=DROPOUT, losses=losses)
-        log.epochs = epoch
-        log.losses.append(float(losses.get(ner_name, 0.0)))
-        metrics = {"loss": log.losses[-1]}
-        if dev:
-            metrics["f1"] = f1 = entity_f1(nlp, ner_name, dev, labels)
-            if stopping.record(epoch, f1):  # on a tie, the later (more trained) pass
-                best = {name: nlp.get_pipe(name).to_bytes() for name in trained}
-        report(epoch / epochs, f"pass {epoch}/{epochs}", **metrics)
-        if stopping.should_stop(epoch):
-            break
-    for name, data in best.items():
-        nlp.get_pipe(name).from_bytes(data)
-    log.best_f1 = stopping.best
-    return log
+        return {"loss": float(losses.get(ner_name, 0.0))}
+
+    def restore(kept: dict[str, bytes]) -> None:
+        for name, data in kept.items():
+            nlp.get_pipe(name).from_bytes(data)
+
+    return run_passes(
+        epochs, one_pass, evaluate=(lambda: entity_f1(nlp, ner_name, dev, labels)) if dev else None,
+        keep=lambda: {name: nlp.get_pipe(name).to_bytes() for name in trained}, restore=restore,
+        stopping=EarlyStopping(PATIENCE, min_passes=epochs // 2), report=report, cancelled=cancelled,
+        score_name="f1",
+    )  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -177,6 +177,11 @@ class FitContext:
     report: Callable[..., None] = lambda *args, **kwargs: None  # report(progress 0..1, message, **metrics)
     cancelled: Callable[[], bool] = lambda: False
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("labelzoo.training"))
+
+    def warn(self, problems: Iterable[object]) -> None:
+        """Log each problem met reading the annotations (a skipped span, an unreadable file) for the job log."""
+        for problem in problems:
+            self.logger.warning("%s", problem)
 
 
 @dataclass(frozen=True)

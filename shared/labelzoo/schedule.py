@@ -9,12 +9,20 @@ of work instead (example updates, optimiser steps), within bounds::
 :class:`EarlyStopping` follows the held-out score pass by pass: it says when a pass is the best so far (keep
 a copy of the weights then) and when training should stop, once ``patience`` passes in a row brought nothing
 as good as the best, but never before ``min_passes``.
+
+:func:`run_passes` is the loop around both for a model trained in place: one pass after another, the
+held-out score after each, a copy of the best pass's weights, an early stop, the best weights back at the
+end, and progress and cancellation between passes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+W = TypeVar("W")  # a copy of the model's weights, whatever the library's form (bytes, a state dict…)
 
 
 def passes_for(work: int, *, per_pass: int, low: int, high: int) -> int:
@@ -48,3 +56,54 @@ class EarlyStopping:
         """Whether to stop after pass ``number``: no pass as good as the best for ``patience`` passes, and at
         least ``min_passes`` done. Never before a score was recorded."""
         return self.best is not None and number >= self.min_passes and number - self.best_pass >= self.patience
+
+
+@dataclass
+class PassesRun:
+    """What :func:`run_passes` did: the passes it ran, the best held-out score (None without a held-out set),
+    and whether it was cancelled."""
+
+    passes: int = 0
+    best: float | None = None
+    cancelled: bool = False
+
+
+def run_passes(
+    passes: int,
+    one_pass: Callable[[], Mapping[str, float]],
+    *,
+    evaluate: Callable[[], float] | None,
+    keep: Callable[[], W],
+    restore: Callable[[W], None],
+    stopping: EarlyStopping,
+    report: Callable[..., None],
+    cancelled: Callable[[], bool],
+    score_name: str = "score",
+) -> PassesRun:
+    """Train up to ``passes`` passes: ``one_pass()`` trains once and gives that pass's metrics (its loss…).
+
+    With ``evaluate`` (the held-out score, higher is better), ``stopping`` picks the best pass, whose weights
+    ``keep()`` copies and ``restore(copy)`` puts back at the end, and may end training early; without it,
+    every pass runs and the last one's weights stay. After each pass, ``report(fraction done, "pass n/N",
+    **metrics)``, the score among the metrics as ``score_name``. ``cancelled()`` is asked before each pass: a
+    cancelled run returns at once, restoring nothing (its model is not to be used).
+    """
+    run = PassesRun()
+    best: list[W] = []
+    for number in range(1, passes + 1):
+        if cancelled():
+            run.cancelled = True
+            return run
+        metrics = dict(one_pass())
+        run.passes = number
+        if evaluate is not None:
+            metrics[score_name] = score = evaluate()
+            if stopping.record(number, score):
+                best[:] = [keep()]
+        report(number / passes, f"pass {number}/{passes}", **metrics)
+        if stopping.should_stop(number):
+            break
+    if best:
+        restore(best[0])
+    run.best = stopping.best
+    return run

@@ -16,9 +16,7 @@
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import spacy
 from spacy.language import Language
@@ -27,7 +25,14 @@ from spacy.training import Example
 
 from labelzoo import Backend, FitContext, FitResult, PredictContext, Prediction, Target, Task, TrainingData
 from labelzoo.batch import PredictionBatch
-from labelzoo.labelconfig import THRESHOLD_ATTRIBUTES, ControlTag, ObjectTag, build_label_map, training_names
+from labelzoo.labelconfig import (
+    THRESHOLD_ATTRIBUTES,
+    ControlTag,
+    ObjectTag,
+    build_label_map,
+    object_controls,
+    training_names,
+)
 from labelzoo.learning import decide, split_held_out
 from labelzoo.options import Option, Options
 from labelzoo.results import span
@@ -100,30 +105,21 @@ class SpacyNER(Backend):
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         batch = PredictionBatch(tasks, ctx.logger)
-        for obj, controls in self._controls(ctx).items():
-            ready = list(batch.ready(ctx.media.per_task(tasks, obj)))  # texts behind URLs: in parallel
+        for found in object_controls(ctx.config, "Text") if self.ner is not None else ():
+            maps = ((control, build_label_map(control, self.labels)) for control in found.of("Labels"))
+            controls = [(control, labels.get, self.score_threshold(control)) for control, labels in maps
+                        if not labels.is_empty]  # fmt: skip
+            if not controls:
+                continue
+            ready = list(batch.ready(ctx.media.per_task(tasks, found.obj)))  # texts behind URLs: in parallel
             with self._lock:
                 docs = list(self.nlp.pipe([text for _, text in ready], batch_size=PIPE_BATCH))
             for (i, text), doc in zip(ready, docs, strict=True):
                 for control, label_of, threshold in controls:
                     scored = score_text(doc, label_of, threshold)
-                    items = (
-                        span(control.name, obj.name, text=text, start=s.start, end=s.end, labels=[s.label],
-                             score=s.score)
-                        for s in scored.spans
-                    )
-                    batch.add(i, items, scored.score)
+                    batch.add(i, [span(control.name, found.obj.name, text=text, start=s.start, end=s.end,
+                                       labels=[s.label], score=s.score) for s in scored.spans], scored.score)
         return batch.predictions()
-
-    def _controls(self, ctx: PredictContext) -> dict[ObjectTag, list[tuple[ControlTag, Any, float]]]:
-        """Per Text object, the controls to fill: label lookup and score threshold of each."""
-        found: dict[ObjectTag, list[tuple[ControlTag, Any, float]]] = defaultdict(list)
-        if self.ner is None:
-            return found
-        for control, obj in ctx.pairs("Labels", "Text"):
-            if not (label_map := build_label_map(control, self.labels)).is_empty:
-                found[obj].append((control, label_map.get, self.score_threshold(control)))
-        return found
 
     # learning -----------------------------------------------------------------------------------
     def fit(self, data: TrainingData, ctx: FitContext) -> FitResult:

@@ -189,12 +189,10 @@ class ScoredEntities:
         moves = self.ner.moves
         self.names = [moves.get_class_name(i) for i in range(moves.n_moves)]
         self.labels = tuple(self.ner.labels)
-        index = {label: j for j, label in enumerate(self.labels)}
-        self.move_labels = np.zeros((len(self.names), len(self.labels)), dtype="f")
-        for i, name in enumerate(self.names):
-            _, _, label = name.partition("-")
-            if label in index:
-                self.move_labels[i, index[label]] = 1.0
+        # move_labels[i, j] is 1 where move i puts its token in an entity of labels[j]
+        move_label = [name.partition("-")[2] for name in self.names]  # "B-PERSON" → "PERSON", "O" → ""
+        self.move_labels = np.array([[found == label for label in self.labels] for found in move_label],
+                                    dtype="f").reshape(len(self.names), len(self.labels))  # fmt: skip
         self.valid = ValidMoves(self.ner.moves, self.names)
 
     def __call__(self, doc: Doc) -> Doc:
@@ -207,15 +205,9 @@ class ScoredEntities:
             yield from batch
 
     def annotate(self, docs: list[Doc]) -> None:
-        parsed = [doc for doc in docs if len(doc)]
-        for doc in docs:
-            if not len(doc):
-                doc.user_data[PROBABILITIES_KEY] = self._probabilities(doc, [], [])
-        if not parsed:
-            return
-        states, steps = self._greedy_parse(parsed)
-        self.ner.set_annotations(parsed, states)
-        for doc, (chosen, valid_probabilities) in zip(parsed, steps, strict=True):
+        states, steps = self._greedy_parse(docs)
+        self.ner.set_annotations(docs, states)
+        for doc, (chosen, valid_probabilities) in zip(docs, steps, strict=True):
             doc.user_data[PROBABILITIES_KEY] = self._probabilities(doc, chosen, valid_probabilities)
 
     def _greedy_parse(self, docs: list[Doc]) -> tuple[list[Any], list[tuple[list[float], list[np.ndarray]]]]:

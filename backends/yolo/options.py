@@ -40,8 +40,9 @@ OPTIONS = Options(
            doc="images per forward pass (bounds memory). On a CPU a batch is no faster per image, and one image "
            "per pass gives each exactly what Ultralytics gives it alone; a GPU needs batches to stay busy"),
     Option("YOLO_IMGSZ", int, None, low=1, default_doc="the model's",
-           doc="inference size; unset = the size the model was trained at (640 for official weights, the training "
-           "size for fine-tuned ones)"),
+           doc="the image size the model predicts at, and the size fine-tuned versions train at; unset = predicting "
+           "at the size the model was trained at (640 for official weights) and training at the data's size (the "
+           "median longer side, rounded up to a multiple of 32, 64 to 640)"),
     Option("YOLO_PRELOAD", str, ("detect",), many=True, choices=(*KIND_NAMES, "all", "none"), check=_preload,
            doc="kinds whose model is loaded at start (`detect,segment`, `all`, `none`); the others load on first use"),
     Option("YOLO_ENGINE", str, "auto", choices=("auto", "torch", "openvino", "onnx"),

@@ -36,7 +36,8 @@ class TrainingCancelled(Exception):
 
 
 def train_settings(kind: Kind, n_train: int, imgsz: int, options: YoloOptions) -> dict[str, Any]:
-    """Ultralytics ``train()`` arguments for ``n_train`` images of a kind (see the module docstring)."""
+    """Ultralytics ``train()`` arguments for ``n_train`` images of a kind (see the module docstring), at ``imgsz``
+    (the data's size) unless ``YOLO_IMGSZ`` fixes the size the model is served at: it trains at that size too."""
     size = "small" if n_train < SMALL else "medium" if n_train < MEDIUM else "large"
     batch = {"small": 2, "medium": 8, "large": 16}[size]
     steps_per_epoch = math.ceil(n_train / batch)
@@ -44,7 +45,7 @@ def train_settings(kind: Kind, n_train: int, imgsz: int, options: YoloOptions) -
     settings: dict[str, Any] = {
         "epochs": epochs,
         "batch": batch,
-        "imgsz": imgsz,
+        "imgsz": options.imgsz or imgsz,
         "device": options.device,
         "workers": 0 if size == "small" else 2,
         "seed": 0,

@@ -118,6 +118,21 @@ def test_served_masks_over_http_are_sam_predictors_on_the_mobile_sam_checkpoint(
     assert refused.status_code == 422 and "keypoint or rectangle prompts" in refused.get_json()["message"]
 
 
+def assert_equal_up_to_rounding(mask: np.ndarray, expected: np.ndarray, most: int = 16) -> None:
+    """The same mask, but for at most ``most`` pixels on the expected mask's edge.
+
+    Ultralytics runs MobileSAM through its own modules, whose sums round differently from segment_anything's on
+    some CPUs (one pixel of 1,048,576 on an AVX-512 machine): a pixel whose logit is within rounding of 0 may
+    fall on either side. A real difference (another resize, half a pixel's shift, another mask) changes far more
+    pixels, or pixels away from the edge."""
+    differ = np.argwhere(mask != expected)
+    assert len(differ) <= most, f"{len(differ)} of {mask.size} pixels differ"
+    padded = np.pad(expected, 1, mode="edge")
+    for y, x in differ:
+        around = padded[y : y + 3, x : x + 3]
+        assert around.min() != around.max(), f"pixel (row {y}, column {x}) differs away from the mask's edge"
+
+
 def test_served_masks_are_ultralytics_own_mobile_sam_answers(mobile_client, tmp_path: Path, mobile_checkpoint) -> None:
     client, _ = mobile_client
     pixels = scene(1024, 1024, seed=6)
@@ -136,7 +151,7 @@ def test_served_masks_are_ultralytics_own_mobile_sam_answers(mobile_client, tmp_
         (result,) = ultralytics(bgr, device="cpu", conf=0.0, verbose=False, **prompt)
         (expected,) = result.masks.data.numpy()
         assert 0 < expected.sum() < expected.size
-        np.testing.assert_array_equal(mask, expected)
+        assert_equal_up_to_rounding(mask, expected)
         assert score == pytest.approx(float(result.boxes.conf[0]), abs=1e-5)
 
 

@@ -150,6 +150,8 @@ def test_training_settings_follow_the_dataset_size() -> None:
     assert (large["batch"], "nbs" in large, large["epochs"]) == (16, False, 10)
     fixed = options_module.read_options(Settings.from_env({"YOLO_EPOCHS": "3"}))
     assert training.train_settings(kinds.DETECT, 32, 160, fixed)["epochs"] == 3
+    served_at = options_module.read_options(Settings.from_env({"YOLO_IMGSZ": "64"}))
+    assert training.train_settings(kinds.CLASSIFY, 32, 160, served_at)["imgsz"] == 64  # trained as it is served
     assert dataset.choose_imgsz([(160, 120), (200, 100), (150, 150)]) == 160
     assert dataset.choose_imgsz([(4000, 3000)] * 3) == 640
 

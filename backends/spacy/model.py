@@ -105,10 +105,11 @@ class SpacyNER(Backend):
 
     def predict(self, tasks: Sequence[Task], ctx: PredictContext) -> list[Prediction]:
         batch = PredictionBatch(tasks, ctx.logger)
-        for found in object_controls(ctx.config, "Text") if self.ner is not None else ():
-            maps = ((control, build_label_map(control, self.labels)) for control in found.of("Labels"))
-            controls = [(control, labels.get, self.score_threshold(control)) for control, labels in maps
-                        if not labels.is_empty]  # fmt: skip
+        if self.ner is None:
+            return batch.predictions()  # nothing learnt yet: every task gets an empty prediction
+        for found in object_controls(ctx.config, "Text"):
+            controls = [(control, labels.get, self.score_threshold(control)) for control in found.of("Labels")
+                        if not (labels := build_label_map(control, self.labels)).is_empty]  # fmt: skip
             if not controls:
                 continue
             ready = list(batch.ready(ctx.media.per_task(tasks, found.obj)))  # texts behind URLs: in parallel

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve a backend for Label Studio (gunicorn)")
-    serve.add_argument("backend", help="a backend name (yolo, spacy, whisper, sam, template) or a folder path")
+    serve.add_argument("backend", help="a backend name (`labelzoo backends` lists them) or a folder path")
     serve.add_argument("--host", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default 9090 or $PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1 or $WORKERS)")

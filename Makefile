@@ -13,7 +13,7 @@ PIP := $(BIN)/python -m pip
 PIP_FLAGS := --quiet --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps ls-venv test run lint bench loadtest soak image image-base podman test-images \
+.PHONY: install system-deps ls-venv test run lint bench loadtest soak image image-base image-torch podman test-images \
   up-yolo up-spacy up-whisper up-sam up-sam2 up-ocr up-gliner up-grounding clean
 
 install: $(VENV)/.installed
@@ -99,18 +99,29 @@ loadtest: install
 soak: install
 	$(BIN)/python -m benchmarks.load --minutes 10
 
-# Images: `make image BACKEND=<name>` builds the base that every backend's image starts from
-# (backends/base.Dockerfile, tagged labelzoo-base:local), then labelzoo-<name>, with ENGINE: podman where it
-# is installed, else docker. Podman needs the Docker image format (it drops HEALTHCHECK otherwise) and here the
-# host's network (its bridge needs iptables, which machines like CI's lack).
+# Images: `make image BACKEND=<name>` builds the base the backend's image starts from (backends/base.Dockerfile:
+# labelzoo-base:local, or for a Dockerfile FROM ${TORCH_IMAGE} the same base with PyTorch, labelzoo-torch:local),
+# then labelzoo-<name>, with ENGINE: podman where it is installed, else docker. GPU=1 takes PyPI's CUDA torch
+# instead of PyTorch's CPU wheels (labelzoo-torch:gpu, labelzoo-<name>:gpu). Podman needs the Docker image
+# format (it drops HEALTHCHECK otherwise) and here the host's network (its bridge needs iptables, which
+# machines like CI's lack).
 ENGINE ?= $(if $(shell command -v podman),podman,docker)
 ENGINE_FLAGS := $(if $(filter podman,$(notdir $(ENGINE))),--format docker --network host)
+TORCH_IMAGE := labelzoo-torch:$(if $(GPU),gpu,local)
+IMAGE_TORCH_INDEX ?= $(if $(GPU),https://pypi.org/simple,https://download.pytorch.org/whl/cpu)
+base_image = image-$(if $(shell grep -ls TORCH_IMAGE backends/$(1)/Dockerfile),torch,base)
 
 image-base:
 	$(ENGINE) build $(ENGINE_FLAGS) -f backends/base.Dockerfile -t labelzoo-base:local .
 
-image: image-base
-	$(ENGINE) build $(ENGINE_FLAGS) -f backends/$(BACKEND)/Dockerfile -t labelzoo-$(BACKEND) .
+image-torch:
+	$(ENGINE) build $(ENGINE_FLAGS) -f backends/base.Dockerfile --build-arg TORCH_INDEX_URL=$(IMAGE_TORCH_INDEX) \
+	  -t $(TORCH_IMAGE) .
+
+image: $(call base_image,$(BACKEND))
+	$(ENGINE) build $(ENGINE_FLAGS) -f backends/$(BACKEND)/Dockerfile \
+	  $(if $(filter image-torch,$(call base_image,$(BACKEND))),--build-arg TORCH_IMAGE=$(TORCH_IMAGE)) \
+	  -t labelzoo-$(BACKEND)$(if $(GPU),:gpu) .
 
 # Podman (as root on Debian) and python:3.11-slim for it, pulled or, where no registry can be reached, a
 # local stand-in (scripts/containers/). The image tests (tests/images) run wherever podman is installed:
@@ -128,7 +139,7 @@ test-images: install ls-venv podman
 up-sam up-sam2 up-ocr: export BOOTSTRAP_FLAGS := --interactive
 # GPU=1 adds the backend's GPU variant (compose/<backend>.gpu.yml: CUDA torch, DEVICE=cuda, the GPUs).
 up-yolo up-spacy up-whisper up-sam up-sam2 up-ocr up-gliner up-grounding: up-%:
-	$(MAKE) image-base ENGINE=docker
+	$(MAKE) $(call base_image,$*) ENGINE=docker
 	BACKEND=$* docker compose $(if $(wildcard .env),--env-file .env) -f compose/label-studio.yml -f compose/$*.yml \
 	  $(if $(GPU),-f compose/$*.gpu.yml) up --build
 

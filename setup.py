@@ -2,14 +2,16 @@
 
 The core is ``shared/labelzoo``; each built-in backend folder ``backends/<name>`` ships as the package
 ``labelzoo_backends.<name>`` (with its README, Dockerfile, requirements and example configs), registered in
-the ``labelzoo.backends`` entry-point group of pyproject.toml.
+the ``labelzoo.backends`` entry-point group of pyproject.toml. Built where ``backends/`` holds only some
+backends, or none (the container images install the core first and each backend's folder after it), the wheel
+holds those there are.
 """
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-BACKENDS = sorted(p.name for p in Path("backends").iterdir() if (p / "model.py").is_file())
+BACKENDS = sorted(p.parent.name for p in Path("backends").glob("*/model.py"))
 BACKEND_DATA = ["*.xml", "configs/*.xml", "README.md", "requirements*.txt", "Dockerfile"]
 
 
@@ -22,7 +24,8 @@ def backend_packages(name: str) -> list[str]:
 
 setup(
     package_dir={"": "shared", "labelzoo_backends": "backends"},
-    packages=[*find_packages("shared", include=["labelzoo", "labelzoo.*"]), "labelzoo_backends",
+    packages=[*find_packages("shared", include=["labelzoo", "labelzoo.*"]),
+              *(["labelzoo_backends"] if BACKENDS else []),
               *(package for name in BACKENDS for package in backend_packages(name))],
     package_data={f"labelzoo_backends.{name}": BACKEND_DATA for name in BACKENDS},
 )

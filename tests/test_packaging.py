@@ -31,11 +31,40 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+TORCH_FROM = "ARG TORCH_IMAGE=labelzoo-torch:local\nFROM ${TORCH_IMAGE}\n"  # the base with PyTorch (GPU: :gpu)
+
+
 def with_base(dockerfile: Path) -> str:
     """The instructions an image ends up with: the base image's (backends/base.Dockerfile), then its own."""
     text = dockerfile.read_text()
-    assert re.search(r"^FROM labelzoo-base:local$", text, flags=re.M), f"{dockerfile} must start from the base"
+    assert re.search(r"^FROM labelzoo-base:local$", text, flags=re.M) or TORCH_FROM in text, (
+        f"{dockerfile} must start from the base, labelzoo-base:local or labelzoo-torch:local"
+    )
     return BASE_DOCKERFILE.read_text() + text
+
+
+def test_torch_is_installed_once_in_the_base_at_the_versions_the_constraints_pin() -> None:
+    pins = dict(re.findall(r"^(torch|torchvision)==(\S+)$", (REPO / "constraints.txt").read_text(), flags=re.M))
+    installed = dict(re.findall(r"\b(torch|torchvision)==([\d.]+)", BASE_DOCKERFILE.read_text()))
+    assert installed == pins and set(pins) == {"torch", "torchvision"}
+    for dockerfile in DOCKERFILES:
+        assert "torch==" not in dockerfile.read_text(), f"{dockerfile}: torch comes from labelzoo-torch"
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
+def test_make_image_builds_the_base_the_backends_dockerfile_starts_from(gpu: bool) -> None:
+    def commands(backend: str) -> str:
+        args = ["make", "-n", "image", f"BACKEND={backend}", "ENGINE=docker", *(["GPU=1"] if gpu else [])]
+        out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+        return " ".join(out.stdout.replace("\\\n", " ").split())
+
+    base, tag = "-f backends/base.Dockerfile", "labelzoo-torch:gpu" if gpu else "labelzoo-torch:local"
+    index = "https://pypi.org/simple" if gpu else "https://download.pytorch.org/whl/cpu"
+    sam = commands("sam")
+    assert f"{base} --build-arg TORCH_INDEX_URL={index} -t {tag} ." in sam
+    assert f"-f backends/sam/Dockerfile --build-arg TORCH_IMAGE={tag} -t labelzoo-sam{':gpu' if gpu else ''} ." in sam
+    spacy = commands("spacy")
+    assert f"{base} -t labelzoo-base:local ." in spacy and "TORCH" not in spacy
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
@@ -179,7 +208,8 @@ def test_gpu_variant_overrides_its_backend_service_with_cuda_and_the_gpus(overri
     assert set(gpu["services"]) == {backend}, "an override must only change the backend's own service"
     service = {**base["services"][backend], **gpu["services"][backend]}
     service["build"] = {**base["services"][backend]["build"], **gpu["services"][backend]["build"]}
-    assert "TORCH_INDEX_URL" in (REPO / "backends" / backend / "Dockerfile").read_text()
+    assert TORCH_FROM in (REPO / "backends" / backend / "Dockerfile").read_text()
+    assert service["build"]["args"] == {"TORCH_IMAGE": "labelzoo-torch:gpu"}
     assert service["environment"]["DEVICE"] == "cuda"
     assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     PyCompose.from_yaml(yaml.safe_dump({"services": {backend: service}, "volumes": base.get("volumes")}))

@@ -20,12 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
-
 from labelzoo.labelconfig import ControlTag, LabelConfig, ObjectTag, label_or_first, object_controls
 from labelzoo.results import audio_segment, choices, textarea, with_region_text
 from labelzoo.thresholds import score_threshold
 
+from .options import language_code
 from .scores import segment_score, transcript_score, word_score
 from .transcriber import Segment, Transcript
 
@@ -96,14 +95,6 @@ def speech_label(control: ControlTag) -> str | None:
     """The label a Labels control's regions get: the one fed by ``Speech`` (``<Label value="Speech"/>``,
     loosely, or ``predicted_values="Speech"``), else the control's first label; None without labels."""
     return label_or_first(control, SPEECH)
-
-
-def language_code(text: str | None) -> str | None:
-    """``"en"``, ``"English"`` or ``"english"`` → ``"en"``; None if it names no language Whisper knows."""
-    if not text:
-        return None
-    key = text.strip().lower()
-    return key if key in LANGUAGES else TO_LANGUAGE_CODE.get(key)
 
 
 def language_choices(control: ControlTag) -> dict[str, str]:

@@ -43,18 +43,22 @@ GPU_BEAM_SIZE = 5  # the whisper command line's default
 DEVICE_TYPES = ("cuda", "cpu")
 
 
+def language_code(text: str | None) -> str | None:
+    """``"en"``, ``"English"`` or ``"english"`` → ``"en"``; None if it names no language Whisper knows."""
+    key = (text or "").strip().lower()
+    return key if key in LANGUAGES else TO_LANGUAGE_CODE.get(key)
+
+
 def language(text: str) -> str | None:
     """A language code (``en``), name (``English``) or ``auto`` (detect it) → the code, or None to detect."""
-    key = text.strip().lower()
-    if key in ("", "auto"):
+    if text.strip().lower() in ("", "auto"):
         return None
-    if key in LANGUAGES:
-        return key
-    if key in TO_LANGUAGE_CODE:
-        return TO_LANGUAGE_CODE[key]
-    raise ValueError(
-        "is not a language Whisper knows: use a code such as 'en', a name such as 'English', or 'auto' to detect it"
-    )
+    code = language_code(text)
+    if code is None:
+        raise ValueError(
+            "is not a language Whisper knows: use a code such as 'en', a name such as 'English', or 'auto' to detect it"
+        )
+    return code
 
 
 OPTIONS = Options(

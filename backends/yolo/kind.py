@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from labelzoo.errors import LabelConfigError
 from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap, ObjectTag, build_label_map
@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from .weights import YoloModel
 
 Converter = Callable[["Results"], ControlOutput]
+
+
+class LabelLines(Protocol):
+    """The label lines of the control's regions in one annotation, on an image of natural ``size``; ``classes``
+    numbers the labels."""
+
+    def __call__(self, result: Annotation, classes: dict[str, int], control: ControlTag, size: tuple[int, int], *,
+                 to_name: str | None = None) -> list[str]: ...  # fmt: skip
+
+
 Warn = Callable[[str], None]  # says once why a control will get no predictions
 
 
@@ -117,20 +127,33 @@ class Kind(ABC):
 
 
 class InstanceKind(Kind):
-    """A kind that finds instances: label files, and mAP50 / mAP50-95 of the instances matched by IoU."""
+    """A kind that finds instances: label files, and mAP50 / mAP50-95 of the instances matched by IoU.
+
+    Most such kinds are three functions, named by the class attributes :attr:`regions` (one image's result →
+    the control's output), :attr:`label_lines` (one annotation → its label lines) and :attr:`ious` (held-out
+    instances against the model's); a kind that needs more than the control for them (pose: the model's
+    keypoints) overrides :meth:`converter`, :meth:`lines` and :meth:`comparer` instead.
+    """
 
     metric = "mAP50-95"
     attributes: ClassVar[tuple[str, ...]] = ("model_iou",)  # the NMS overlap: only instances are suppressed
     result_attribute: ClassVar[str] = "boxes"  # where a result holds the instances: boxes, or obb
     metric_suffix: ClassVar[str]  # Ultralytics' validation metrics are named mAP50(B), mAP50(M), mAP50(P)…
     class_agnostic: ClassVar[bool] = False  # True: instances match whatever their class (pose)
+    regions: ClassVar[Callable[[Results, ControlPlan, LabelMap], ControlOutput]]
+    label_lines: ClassVar[LabelLines]
+    ious: ClassVar[Compare]
+
+    def converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig, warn: Warn) -> Converter:
+        labels = self.label_map(plan, model, warn)
+        return lambda result: self.regions(result, plan, labels)
 
     def label(self, sample: Sample, plan: ControlPlan, result: Annotation, names: Names) -> None:
         sample.lines = self.lines(plan, result, names, sample.size)
 
-    @abstractmethod
     def lines(self, plan: ControlPlan, result: Annotation, names: Names, size: tuple[int, int]) -> list[str]:
         """The label lines of one annotation on an image of natural ``size``."""
+        return self.label_lines(result, names.classes, plan.control, size, to_name=plan.obj.name)
 
     def write(self, root: Path, names: Names, train: list[Sample], val: list[Sample]) -> str:
         return write_label_files(root, names, train, val, self.data_yaml(names))
@@ -151,9 +174,9 @@ class InstanceKind(Kind):
         return mean_average_precision(model, plan.control, dataset, options, compare=compare,
                                       instances=self.result_attribute, class_agnostic=self.class_agnostic)
 
-    @abstractmethod
     def comparer(self, plan: ControlPlan, model: YoloModel, dataset: Dataset) -> Compare:
         """How the instances of a held-out image compare with the model's: the IoU (or OKS) function."""
+        return self.ious
 
 
 @dataclass(frozen=True)

@@ -11,45 +11,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
+from labelzoo.labelconfig import ControlTag, LabelMap
 from labelzoo.metrics import box_iou
 from labelzoo.results import read_rectangles, rectangle
 
-from ..dataset import Annotation, Dataset, Names, box_line, with_classes
-from ..evaluate import Compare
-from ..kind import ControlPlan, Converter, InstanceKind, Warn
+from ..dataset import Annotation, box_line, with_classes
+from ..kind import ControlPlan, InstanceKind
 from ..outputs import ControlOutput, image_size, kept, values
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
-
-    from ..weights import YoloModel
-
-
-class Detect(InstanceKind):
-    name = "detect"
-    attributes = ("model_iou", "model_obb")
-    tags = ("RectangleLabels",)
-    controls_doc = "`RectangleLabels`"
-    default_model = "yolo11n.pt"
-    served_by = ("detect", "segment", "pose")  # every model that finds boxes can fill a RectangleLabels
-    metric_suffix = "B"
-
-    def fills(self, control: ControlTag) -> bool:
-        return super().fills(control) and not control.bool_attr("model_obb", False)
-
-    def converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig, warn: Warn) -> Converter:
-        labels = self.label_map(plan, model, warn)
-        return lambda result: rectangles(result, plan, labels)
-
-    def lines(self, plan: ControlPlan, result: Annotation, names: Names, size: tuple[int, int]) -> list[str]:
-        return box_lines(result, names.classes, plan.control, size, to_name=plan.obj.name)
-
-    def comparer(self, plan: ControlPlan, model: YoloModel, dataset: Dataset) -> Compare:
-        return box_ious
-
-
-DETECT = Detect()
 
 
 def rectangles(result: Results, plan: ControlPlan, labels: LabelMap) -> ControlOutput:
@@ -84,3 +55,23 @@ def box_ious(rows: list[np.ndarray], result: Results, keep: np.ndarray, size: tu
     scale = np.tile(np.asarray(size, np.float64), 2)
     truth = np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] for _, cx, cy, w, h in rows]).reshape(-1, 4)
     return box_iou(truth * scale, values(result, "boxes", "xyxy")[keep])
+
+
+class Detect(InstanceKind):
+    name = "detect"
+    attributes = ("model_iou", "model_obb")
+    tags = ("RectangleLabels",)
+    controls_doc = "`RectangleLabels`"
+    default_model = "yolo11n.pt"
+    served_by = ("detect", "segment", "pose")  # every model that finds boxes can fill a RectangleLabels
+    metric_suffix = "B"
+
+    regions = staticmethod(rectangles)
+    label_lines = staticmethod(box_lines)
+    ious = staticmethod(box_ious)
+
+    def fills(self, control: ControlTag) -> bool:
+        return super().fills(control) and not control.bool_attr("model_obb", False)
+
+
+DETECT = Detect()

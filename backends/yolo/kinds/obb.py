@@ -13,45 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
+from labelzoo.labelconfig import ControlTag, LabelMap
 from labelzoo.results import read_rectangles, rotated_rectangle
 
-from ..dataset import Annotation, Dataset, Names, fmt, normalised, with_classes
-from ..evaluate import Compare
-from ..kind import ControlPlan, Converter, InstanceKind, Warn
+from ..dataset import Annotation, fmt, normalised, with_classes
+from ..kind import ControlPlan, InstanceKind
 from ..outputs import ControlOutput, image_size, kept, values
 
 if TYPE_CHECKING:
     from ultralytics.engine.results import Results
-
-    from ..weights import YoloModel
-
-
-class Obb(InstanceKind):
-    name = "obb"
-    attributes = ("model_iou", "model_obb")
-    tags = ("RectangleLabels",)
-    controls_doc = '`RectangleLabels model_obb="true"`'
-    default_model = "yolo11n-obb.pt"
-    served_by = ("obb",)
-    result_attribute = "obb"
-    metric_suffix = "B"
-
-    def fills(self, control: ControlTag) -> bool:
-        return super().fills(control) and control.bool_attr("model_obb", False)
-
-    def converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig, warn: Warn) -> Converter:
-        labels = self.label_map(plan, model, warn)
-        return lambda result: oriented_rectangles(result, plan, labels)
-
-    def lines(self, plan: ControlPlan, result: Annotation, names: Names, size: tuple[int, int]) -> list[str]:
-        return corner_lines(result, names.classes, plan.control, size, to_name=plan.obj.name)
-
-    def comparer(self, plan: ControlPlan, model: YoloModel, dataset: Dataset) -> Compare:
-        return rotated_ious
-
-
-OBB = Obb()
 
 
 def oriented_rectangles(result: Results, plan: ControlPlan, labels: LabelMap) -> ControlOutput:
@@ -97,3 +67,24 @@ def rotated_ious(rows: list[np.ndarray], result: Results, keep: np.ndarray, size
     truth = xyxyxyxy2xywhr(corners) if len(corners) else np.zeros((0, 5))
     found = values(result, "obb", "xywhr")[keep] if len(keep) else np.zeros((0, 5))
     return batch_probiou(torch.tensor(truth).float(), torch.tensor(found).float()).numpy()
+
+
+class Obb(InstanceKind):
+    name = "obb"
+    attributes = ("model_iou", "model_obb")
+    tags = ("RectangleLabels",)
+    controls_doc = '`RectangleLabels model_obb="true"`'
+    default_model = "yolo11n-obb.pt"
+    served_by = ("obb",)
+    result_attribute = "obb"
+    metric_suffix = "B"
+
+    regions = staticmethod(oriented_rectangles)
+    label_lines = staticmethod(corner_lines)
+    ious = staticmethod(rotated_ious)
+
+    def fills(self, control: ControlTag) -> bool:
+        return super().fills(control) and control.bool_attr("model_obb", False)
+
+
+OBB = Obb()

@@ -19,8 +19,7 @@ from labelzoo.labelconfig import ControlTag, LabelConfig, LabelMap
 from labelzoo.metrics import mask_iou
 from labelzoo.results import brush, mask_to_polygons, polygon, read_brushes, read_polygons
 
-from ..dataset import Annotation, Dataset, Names, fmt, normalised, with_classes
-from ..evaluate import Compare
+from ..dataset import Annotation, Names, fmt, normalised, with_classes
 from ..kind import ControlPlan, Converter, InstanceKind, Warn
 from ..outputs import ControlOutput, image_size, kept, numpy
 
@@ -31,30 +30,6 @@ if TYPE_CHECKING:
 
 MIN_CONTOUR_AREA = 4.0  # pixels: brush specks smaller than this are not instances
 MASK_SIDE = 320  # held-out masks are compared at most this large (longer side), to bound memory
-
-
-class Segment(InstanceKind):
-    name = "segment"
-    tags = ("PolygonLabels", "BrushLabels")
-    controls_doc = "`PolygonLabels` and `BrushLabels`"
-    default_model = "yolo11n-seg.pt"
-    served_by = ("segment",)
-    metric_suffix = "M"
-
-    def converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig, warn: Warn) -> Converter:
-        labels = self.label_map(plan, model, warn)
-        regions = polygons if _is_polygon(plan.control) else brushes
-        return lambda result: regions(result, plan, labels)
-
-    def lines(self, plan: ControlPlan, result: Annotation, names: Names, size: tuple[int, int]) -> list[str]:
-        lines = polygon_lines if _is_polygon(plan.control) else brush_lines
-        return lines(result, names.classes, plan.control, size, to_name=plan.obj.name)
-
-    def comparer(self, plan: ControlPlan, model: YoloModel, dataset: Dataset) -> Compare:
-        return mask_ious
-
-
-SEGMENT = Segment()
 
 
 def _is_polygon(control: ControlTag) -> bool:
@@ -187,3 +162,25 @@ def mask_ious(rows: list[np.ndarray], result: Results, keep: np.ndarray, size: t
         full = natural_mask(masks, int(i), size).astype(np.uint8)
         found[j] = cv2.resize(full, small, interpolation=cv2.INTER_NEAREST)
     return mask_iou(truth, found)
+
+
+class Segment(InstanceKind):
+    name = "segment"
+    tags = ("PolygonLabels", "BrushLabels")
+    controls_doc = "`PolygonLabels` and `BrushLabels`"
+    default_model = "yolo11n-seg.pt"
+    served_by = ("segment",)
+    metric_suffix = "M"
+    ious = staticmethod(mask_ious)
+
+    def converter(self, plan: ControlPlan, model: YoloModel, config: LabelConfig, warn: Warn) -> Converter:
+        labels = self.label_map(plan, model, warn)
+        regions = polygons if _is_polygon(plan.control) else brushes
+        return lambda result: regions(result, plan, labels)
+
+    def lines(self, plan: ControlPlan, result: Annotation, names: Names, size: tuple[int, int]) -> list[str]:
+        lines = polygon_lines if _is_polygon(plan.control) else brush_lines
+        return lines(result, names.classes, plan.control, size, to_name=plan.obj.name)
+
+
+SEGMENT = Segment()

@@ -118,10 +118,11 @@ image-torch:
 	$(ENGINE) build $(ENGINE_FLAGS) -f backends/base.Dockerfile --build-arg TORCH_INDEX_URL=$(IMAGE_TORCH_INDEX) \
 	  -t $(TORCH_IMAGE) .
 
-image: $(call base_image,$(BACKEND))
+IMAGE_BASE := $(call base_image,$(BACKEND))
+
+image: $(IMAGE_BASE)
 	$(ENGINE) build $(ENGINE_FLAGS) -f backends/$(BACKEND)/Dockerfile \
-	  $(if $(filter image-torch,$(call base_image,$(BACKEND))),--build-arg TORCH_IMAGE=$(TORCH_IMAGE)) \
-	  -t labelzoo-$(BACKEND)$(if $(GPU),:gpu) .
+	  $(if $(filter image-torch,$(IMAGE_BASE)),--build-arg TORCH_IMAGE=$(TORCH_IMAGE)) -t labelzoo-$(BACKEND)$(if $(GPU),:gpu) .
 
 # Podman (as root on Debian) and python:3.11-slim for it, pulled or, where no registry can be reached, a
 # local stand-in (scripts/containers/). The image tests (tests/images) run wherever podman is installed:

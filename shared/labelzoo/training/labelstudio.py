@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from labelzoo.backend import TrainingExample
+from labelzoo.media import UpstreamError
 from labelzoo.training.events import records_from_export
 
 if TYPE_CHECKING:
@@ -12,6 +14,11 @@ if TYPE_CHECKING:
 
 #: an export of a big project takes a while to build: wait longer than for a media download
 EXPORT_READ_TIMEOUT = 300.0
+#: Label Studio checks a backend before it saves a change to it, calling the backend's /health (1 s) and /setup
+#: (3 s), and answers 400 when either misses; a backend busy finishing a training can miss them. Setting the
+#: same title again is harmless, so a rename is tried this often, after pauses of 1 s, 2 s…
+RENAME_ATTEMPTS = 3
+RENAME_PAUSE_S = 1.0
 
 
 def fetch_annotations(client: LabelStudioClient, project: str) -> list[TrainingExample]:
@@ -36,7 +43,19 @@ def rename_backends_titled(client: LabelStudioClient, project: str, old_version:
     for backend in client.get_json("/api/ml/", params={"project": project}):
         if backend.get("title") == old_version:
             # Label Studio's PATCH needs url and project too (it answers 500 without them)
-            client.request("PATCH", f"/api/ml/{backend['id']}",
-                           json={"title": new_version, "url": backend["url"], "project": int(project)})
+            body = {"title": new_version, "url": backend["url"], "project": int(project)}
+            _patch(client, f"/api/ml/{backend['id']}", body)
             renamed += 1
     return renamed
+
+
+def _patch(client: LabelStudioClient, path: str, body: dict[str, Any]) -> None:
+    """PATCH ``body``, again after a 400 (Label Studio's check of the backend failed) or a timeout."""
+    for attempt in range(1, RENAME_ATTEMPTS + 1):
+        try:
+            client.request("PATCH", path, json=body)
+            return
+        except UpstreamError as exc:
+            if attempt == RENAME_ATTEMPTS or not (exc.upstream_status == 400 or exc.code == "upstream_timeout"):
+                raise
+            time.sleep(RENAME_PAUSE_S * attempt)
